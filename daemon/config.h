@@ -1,0 +1,71 @@
+// The YAML configuration file: parsed and validated completely before anything touches a disk.
+// Every error names the file, the line and the key, and says what is wrong, e.g.
+//   etc/freevsa.yaml:14: targets[0].luns[0].block_size: must be 512 or 4096, got 1000
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace freevsa::daemon {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ChapConfig {
+  std::string user;
+  std::string secret;  // 12..16 characters recommended by RFC 7143; at least 1 required
+};
+
+struct LunConfig {
+  std::uint64_t number = 0;
+  std::string path;            // file or block device; relative paths are relative to the working directory
+  std::uint64_t size_bytes = 0;  // 0: existing size (required for a file that does not exist yet)
+  std::uint32_t block_size = 512;
+  bool direct_io = true;
+  std::string serial;          // optional override; default derived from target IQN and LUN number
+};
+
+struct TargetConfig {
+  std::string iqn;
+  std::string alias;
+  std::vector<LunConfig> luns;
+  std::optional<ChapConfig> chap;         // initiators must log in with these
+  std::optional<ChapConfig> mutual_chap;  // we authenticate to initiators with these
+  std::vector<std::string> allowed_initiators;  // empty: all
+};
+
+struct PortalConfig {
+  std::string address;
+  std::uint16_t port = 3260;
+};
+
+struct Config {
+  std::string source_path;     // the file this was read from
+  std::vector<PortalConfig> portals;
+  std::vector<TargetConfig> targets;
+  std::optional<ChapConfig> discovery_chap;
+  std::optional<ChapConfig> discovery_mutual_chap;
+  std::string log_level = "info";   // debug, info, warn, error
+  unsigned network_threads = 2;
+  unsigned worker_threads = 16;
+  unsigned nop_interval_seconds = 5;
+  unsigned nop_timeout_seconds = 30;
+  // Negotiation limits offered to initiators.
+  std::uint32_t max_recv_data_segment_length = 262144;
+  std::uint32_t max_burst_length = 1048576;
+  std::uint32_t first_burst_length = 262144;
+  std::uint32_t max_outstanding_r2t = 16;
+  bool immediate_data = true;
+  bool initial_r2t = false;
+};
+
+// Throws ConfigError with "file:line: key: reason".
+Config load_config(const std::string& path);
+Config parse_config(const std::string& yaml_text, const std::string& source_name);
+
+}  // namespace freevsa::daemon

@@ -1,0 +1,35 @@
+// The block layer under the SCSI layer. A Volume is what a LUN reads and writes; today it is a
+// local file or block device, later the same interface fronts a replicated volume, so the SCSI
+// layer never knows whether its data lives on one disk or two.
+//
+// Threading: every method may be called from several worker threads at once and blocks until
+// the I/O completed. Never call these from a network thread.
+// Completion: write() returning 0 means the data reached the Volume's backing store(s); with
+// fua=true (or after flush() returned 0) it is on stable storage.
+// Errors are values: 0 on success, otherwise a positive errno (EIO, ENOSPC, EINVAL, ...).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace freevsa::replication {
+
+class Volume {
+ public:
+  virtual ~Volume() = default;
+
+  virtual std::uint64_t size_bytes() const = 0;
+  // Offsets and lengths passed below are multiples of this (512 or 4096).
+  virtual std::uint32_t block_size() const = 0;
+  // A human-readable name for log lines ("data/lun0.img").
+  virtual const std::string& name() const = 0;
+
+  virtual int read(std::uint64_t offset, std::span<std::uint8_t> dst) = 0;
+  virtual int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) = 0;
+  virtual int flush() = 0;
+  // Deallocates the range; later reads return zeroes. Used by UNMAP / WRITE SAME with UNMAP.
+  virtual int discard(std::uint64_t offset, std::uint64_t length) = 0;
+};
+
+}  // namespace freevsa::replication

@@ -1,0 +1,53 @@
+// A direct-access block device (SBC) on a Volume: the SCSI command set for one LUN.
+//
+// Threading: execute() is called concurrently from worker threads and blocks on the Volume.
+// The Volume must outlive the LogicalUnit.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "replication/volume.h"
+#include "scsi/task.h"
+
+namespace freevsa::scsi {
+
+// What identifies a LUN to initiators. Must be the same across restarts (and, later, on every
+// node that exports the volume): derive it from configuration, never from run-time state.
+struct LunIdentity {
+  std::string vendor = "FREEVSA";        // T10 vendor id, up to 8 characters
+  std::string product = "freevsa disk";  // up to 16 characters
+  std::string revision = "0001";         // up to 4 characters
+  std::string serial;                    // VPD 0x80 unit serial number
+  std::array<std::uint8_t, 16> naa{};    // NAA type 6 registered extended designator (VPD 0x83)
+  // Derives serial and NAA deterministically from a stable name (e.g. "<target iqn>/<lun name>").
+  static LunIdentity from_name(const std::string& stable_name);
+};
+
+class LogicalUnitState;  // unit attentions, mode page settings; defined in the .cpp files
+
+class LogicalUnit {
+ public:
+  LogicalUnit(replication::Volume& volume, LunIdentity identity);
+  ~LogicalUnit();
+  LogicalUnit(const LogicalUnit&) = delete;
+  LogicalUnit& operator=(const LogicalUnit&) = delete;
+
+  void execute(Task& task);
+
+  // See LunMap for the meaning of these.
+  void reset(const std::string& requesting_port, std::uint8_t ascq);
+  void nexus_created(const std::string& initiator_port);
+
+  replication::Volume& volume() { return volume_; }
+  const LunIdentity& identity() const { return identity_; }
+
+ private:
+  replication::Volume& volume_;
+  LunIdentity identity_;
+  std::unique_ptr<LogicalUnitState> state_;
+};
+
+}  // namespace freevsa::scsi

@@ -1,0 +1,67 @@
+// What the iSCSI layer serves: targets with their LUNs, portals, authentication and the limits
+// it offers in negotiation. Built by the daemon from the YAML file; read-only once serving.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scsi/lun_map.h"
+
+namespace freevsa::target {
+
+struct ChapSecret {
+  std::string user;
+  std::string secret;
+};
+
+struct TargetDefinition {
+  std::string iqn;
+  std::string alias;                          // TargetAlias; empty: not sent
+  std::shared_ptr<scsi::LunMap> luns;
+  std::optional<ChapSecret> chap;             // set: initiators must authenticate with these
+  std::optional<ChapSecret> mutual_chap;      // set: we answer an initiator's challenge with these
+  std::vector<std::string> allowed_initiators;  // initiator IQNs; empty: every initiator
+};
+
+struct Portal {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 3260;
+};
+
+// What the target offers in operational negotiation; the result is the RFC's combination of this
+// and the initiator's offer.
+struct TargetLimits {
+  std::uint32_t max_recv_data_segment_length = 262144;
+  std::uint32_t max_burst_length = 1048576;
+  std::uint32_t first_burst_length = 262144;
+  std::uint32_t max_outstanding_r2t = 16;
+  bool initial_r2t = false;       // we are happy to take unsolicited data
+  bool immediate_data = true;
+  bool header_digest_allowed = true;   // CRC32C offered if the initiator proposes it
+  bool data_digest_allowed = true;
+  std::uint32_t command_window = 128;  // MaxCmdSN - ExpCmdSN + 1
+};
+
+struct TargetServerConfig {
+  std::vector<Portal> portals{Portal{}};
+  std::vector<TargetDefinition> targets;
+  std::optional<ChapSecret> discovery_chap;         // set: discovery sessions must authenticate
+  std::optional<ChapSecret> discovery_mutual_chap;
+  TargetLimits limits;
+  std::uint16_t target_portal_group_tag = 1;
+  unsigned network_threads = 2;
+  unsigned worker_threads = 16;
+  unsigned nop_interval_seconds = 5;   // ping a connection idle this long
+  unsigned nop_timeout_seconds = 30;   // drop a connection whose pings go unanswered this long
+
+  const TargetDefinition* find_target(const std::string& iqn) const {
+    for (const auto& t : targets)
+      if (t.iqn == iqn) return &t;
+    return nullptr;
+  }
+};
+
+}  // namespace freevsa::target
