@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,7 @@ struct LunIdentity {
 };
 
 class LogicalUnitState;  // unit attentions, mode page settings; defined in the .cpp files
+class LunMap;
 
 class LogicalUnit {
  public:
@@ -45,6 +47,10 @@ class LogicalUnit {
   const LunIdentity& identity() const { return identity_; }
 
  private:
+  friend class LunMap;
+  // execute() as part of a LunMap: REPORT LUNS then lists all of `luns`.
+  void run(Task& task, const std::map<std::uint64_t, std::shared_ptr<LogicalUnit>>* luns);
+
   replication::Volume& volume_;
   LunIdentity identity_;
   std::unique_ptr<LogicalUnitState> state_;

@@ -46,6 +46,11 @@ struct Task {
   util::AlignedBuffer data_in;           // Data-In payload; capacity may exceed data_in_length
   std::uint32_t data_in_length = 0;      // valid bytes in data_in
   std::vector<std::uint8_t> sense;       // sense data (fixed format) when status is CheckCondition
+  // Bytes of Data-Out the CDB asks for (its transfer length in bytes). The transport compares it
+  // with the Expected Data Transfer Length to report residual overflow/underflow. When the
+  // initiator sent fewer bytes than this, the command fails with 05/0E/03 INVALID FIELD IN
+  // COMMAND INFORMATION UNIT and nothing is written.
+  std::uint32_t data_out_needed = 0;
 };
 
 }  // namespace freevsa::scsi

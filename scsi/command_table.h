@@ -1,0 +1,58 @@
+// The one table of SCSI commands this target implements: for each operation code (and service
+// action, for 9Eh/A3h) its handler, CDB length, data direction, what it needs of the volume,
+// whether it runs while a unit attention is pending, and the CDB usage mask reported by REPORT
+// SUPPORTED OPERATION CODES. Dispatch and REPORT SUPPORTED OPERATION CODES both read it, so the
+// two can never disagree.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "scsi/sense.h"
+
+namespace freevsa::scsi {
+
+struct CommandContext;  // scsi/handlers.h
+using Handler = Result (*)(CommandContext&);
+
+enum class DataDirection : std::uint8_t { None, In, Out };
+
+// CommandInfo::flags
+inline constexpr std::uint32_t kReadsMedium = 1u << 0;     // reads the volume
+inline constexpr std::uint32_t kWritesMedium = 1u << 1;    // modifies the volume
+inline constexpr std::uint32_t kAllowedWithUnitAttention = 1u << 2;  // neither blocked by nor clears a UA
+inline constexpr std::uint32_t kWithoutLogicalUnit = 1u << 3;  // answered for a LUN that does not exist
+inline constexpr std::uint32_t kServiceAction = 1u << 4;   // opcode multiplexes service actions (cdb[1] & 1Fh)
+
+struct CommandInfo {
+  std::uint8_t opcode;
+  std::uint8_t service_action;  // meaningful only with kServiceAction
+  const char* name;
+  std::uint8_t cdb_length;
+  DataDirection direction;
+  std::uint32_t flags;
+  Handler handler;
+  // Bits the device server evaluates in each CDB byte (SPC-4 6.35.3); byte 0 is the opcode.
+  std::array<std::uint8_t, 16> usage;
+
+  bool has_service_action() const { return (flags & kServiceAction) != 0; }
+};
+
+// Timeouts reported in the command timeouts descriptor (seconds; 0 = not specified).
+inline constexpr std::uint32_t kNominalTimeoutSeconds = 0;
+inline constexpr std::uint32_t kRecommendedTimeoutSeconds = 30;
+
+std::span<const CommandInfo> command_table();
+
+struct Lookup {
+  const CommandInfo* info = nullptr;     // null: not supported
+  bool unknown_service_action = false;   // opcode known, its service action is not
+};
+// Finds the command for a CDB (opcode, and the service action where the opcode has them).
+Lookup lookup_command(const std::uint8_t* cdb);
+// Finds a table entry by opcode and service action (the latter ignored for opcodes without).
+const CommandInfo* find_command(std::uint8_t opcode, std::uint8_t service_action);
+bool opcode_has_service_actions(std::uint8_t opcode);
+
+}  // namespace freevsa::scsi
