@@ -18,7 +18,7 @@ class ConfigError : public std::runtime_error {
 
 struct ChapConfig {
   std::string user;
-  std::string secret;  // 12..16 characters recommended by RFC 7143; at least 1 required
+  std::string secret;  // 12 to 255 bytes (RFC 7143 12.1.3 asks for at least 96 bits)
 };
 
 struct LunConfig {

@@ -1,0 +1,82 @@
+#include "daemon/node.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "replication/file_volume.h"
+#include "scsi/lun_map.h"
+#include "util/log.h"
+
+namespace freevsa::daemon {
+
+namespace {
+std::optional<target::ChapSecret> chap_from(const std::optional<ChapConfig>& chap) {
+  if (!chap) return std::nullopt;
+  return target::ChapSecret{chap->user, chap->secret};
+}
+}  // namespace
+
+Node::Node(const Config& config) {
+  auto& tc = target_config_;
+  tc.portals.clear();
+  for (const auto& portal : config.portals) tc.portals.push_back(target::Portal{portal.address, portal.port});
+  tc.discovery_chap = chap_from(config.discovery_chap);
+  tc.discovery_mutual_chap = chap_from(config.discovery_mutual_chap);
+  tc.network_threads = config.network_threads;
+  tc.worker_threads = config.worker_threads;
+  tc.nop_interval_seconds = config.nop_interval_seconds;
+  tc.nop_timeout_seconds = config.nop_timeout_seconds;
+  tc.limits.max_recv_data_segment_length = config.max_recv_data_segment_length;
+  tc.limits.max_burst_length = config.max_burst_length;
+  tc.limits.first_burst_length = config.first_burst_length;
+  tc.limits.max_outstanding_r2t = config.max_outstanding_r2t;
+  tc.limits.immediate_data = config.immediate_data;
+  tc.limits.initial_r2t = config.initial_r2t;
+
+  for (const auto& target : config.targets) {
+    target::TargetDefinition definition;
+    definition.iqn = target.iqn;
+    definition.alias = target.alias;
+    definition.chap = chap_from(target.chap);
+    definition.mutual_chap = chap_from(target.mutual_chap);
+    definition.allowed_initiators = target.allowed_initiators;
+    definition.luns = std::make_shared<scsi::LunMap>();
+    for (const auto& lun : target.luns) {
+      replication::FileVolumeOptions options;
+      options.path = lun.path;
+      options.size_bytes = lun.size_bytes;
+      options.block_size = lun.block_size;
+      options.direct_io = lun.direct_io;
+      std::unique_ptr<replication::FileVolume> volume;
+      try {
+        volume = replication::FileVolume::open(options);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("target {} LUN {}: {}", target.iqn, lun.number, e.what()));
+      }
+      util::log_info("target {} LUN {}: {} ({} bytes, {}-byte blocks, {})", target.iqn, lun.number, lun.path,
+                     volume->size_bytes(), volume->block_size(), volume->direct_io() ? "O_DIRECT" : "buffered");
+      // The identity comes from configuration only, so it is the same after every restart.
+      auto identity = scsi::LunIdentity::from_name(fmt::format("{}/{}", target.iqn, lun.number));
+      if (!lun.serial.empty()) identity.serial = lun.serial;
+      definition.luns->add(lun.number, std::make_shared<scsi::LogicalUnit>(*volume, identity));
+      volumes_.push_back(std::move(volume));
+    }
+    tc.targets.push_back(std::move(definition));
+  }
+}
+
+Node::~Node() {
+  // Logical units refer to the volumes: release them first.
+  target_config_.targets.clear();
+}
+
+void Node::flush_all() {
+  for (auto& volume : volumes_) {
+    if (int error = volume->flush(); error != 0)
+      util::log_error("{}: flush failed: {}", volume->name(), std::strerror(error));
+  }
+}
+
+}  // namespace freevsa::daemon
