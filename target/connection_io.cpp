@@ -47,8 +47,10 @@ void Connection::start() {
   asio::dispatch(socket_.get_executor(), [self] {
     self->login_started_ = std::chrono::steady_clock::now();
     self->last_receive_ = self->login_started_;
+    // The callback must not own the connection: the negotiator lives inside it.
+    SessionTable& sessions = self->server_.sessions;
     self->negotiator_ = std::make_unique<LoginNegotiator>(self->server_.config,
-                                                          [self] { return self->server_.sessions.allocate_tsih(); });
+                                                          [&sessions] { return sessions.allocate_tsih(); });
     self->arm_timers();
     self->read_header();
   });
