@@ -92,10 +92,6 @@ struct Connection::PendingTmf {
   bool close_after = false;
 };
 
-// The LUN number in an 8-byte SAM LUN field (single level; peripheral and flat addressing).
-// Anything else decodes to a number no LUN has.
-std::uint64_t decode_lun(std::uint64_t field);
-
 // Serial number arithmetic (RFC 1982) on 32-bit sequence numbers.
 inline bool sn_less(std::uint32_t a, std::uint32_t b) {
   return a != b && static_cast<std::int32_t>(a - b) < 0;

@@ -11,16 +11,6 @@ namespace freevsa::target {
 
 namespace asio = boost::asio;
 
-// SAM LUN structure, single level: peripheral (00b) and flat (01b) addressing.
-std::uint64_t decode_lun(std::uint64_t field) {
-  const auto first = static_cast<std::uint8_t>(field >> 56);
-  const auto second = static_cast<std::uint8_t>(field >> 48);
-  const std::uint8_t method = first >> 6;
-  if (method == 0) return (std::uint64_t{first} << 8) | second;  // bus 0: LUN in byte 1; else unknown LUN
-  if (method == 1) return (std::uint64_t{first & 0x3fu} << 8) | second;
-  return 0xffffffffffffffffull;  // an addressing method we do not serve: no such LUN
-}
-
 namespace {
 
 std::vector<std::uint8_t> fixed_sense(std::uint8_t key, std::uint8_t asc, std::uint8_t ascq) {

@@ -11,6 +11,18 @@ void Pdu::set_data(const std::string& text) {
   bhs.set_data_segment_length(data_length);
 }
 
+std::uint64_t decode_lun(std::uint64_t field) {
+  const auto first = static_cast<std::uint8_t>(field >> 56);
+  const auto second = static_cast<std::uint8_t>(field >> 48);
+  const std::uint64_t rest = field & 0x0000ffffffffffffull;
+  if (rest != 0) return kNoSuchLun;  // a second addressing level: not ours
+  switch (first >> 6) {
+    case 0: return first == 0 ? second : kNoSuchLun;  // peripheral: bus identifier must be 0
+    case 1: return (std::uint64_t{first & 0x3fu} << 8) | second;
+    default: return kNoSuchLun;
+  }
+}
+
 LoginRequestFields decode_login_request(const Bhs& bhs) {
   LoginRequestFields f;
   const auto flags = bhs.flags();

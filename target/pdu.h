@@ -94,6 +94,11 @@ struct Pdu {
   void set_data(const std::string& text);  // copies text into data, sets data_length and the BHS length
 };
 
+// The LUN number in an 8-byte SAM LUN field: single level, peripheral (00b) or flat (01b)
+// addressing. Anything else decodes to kNoSuchLun.
+constexpr std::uint64_t kNoSuchLun = 0xffffffffffffffffull;
+std::uint64_t decode_lun(std::uint64_t field);
+
 // Padding to a 4-byte boundary that follows a data segment on the wire.
 constexpr std::uint32_t pad4(std::uint32_t length) { return (4 - (length & 3)) & 3; }
 
