@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -147,6 +148,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint32_t ping_ttt_ = kReservedTag;
   std::chrono::steady_clock::time_point ping_sent_;
   std::chrono::steady_clock::time_point login_started_;
+  std::optional<std::chrono::steady_clock::time_point> logout_deadline_;  // we asked for a logout
 };
 
 }  // namespace freevsa::target

@@ -76,7 +76,9 @@ void Connection::request_logout(std::chrono::seconds grace) {
     pdu.bhs.bytes[36] = 1;  // AsyncEvent: target requests logout
     pdu.bhs.set_u16(42, static_cast<std::uint16_t>(grace.count()));  // Parameter3: time to logout
     self->send(std::move(pdu));
-    self->phase_ = Phase::LoggingOut;
+    // The initiator still sends its Logout Request and waits for the answer; only a connection
+    // that has not logged out when the time is up is closed (on_keepalive_timer).
+    self->logout_deadline_ = std::chrono::steady_clock::now() + grace;
   });
 }
 
@@ -231,6 +233,10 @@ void Connection::on_keepalive_timer() {
   if (phase_ == Phase::Closed) return;
   const auto now = std::chrono::steady_clock::now();
   const auto& config = server_.config;
+  if (logout_deadline_ && now >= *logout_deadline_) {
+    close_now("did not log out when asked");
+    return;
+  }
   if (phase_ == Phase::Login) {
     if (now - login_started_ > kLoginTimeout) {
       close_now("login did not complete in time");
