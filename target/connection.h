@@ -94,6 +94,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_task_done(const std::shared_ptr<ScsiTask>& task);
   void send_scsi_result(ScsiTask& task);
   void send_check_condition(std::uint32_t itt, std::uint32_t expected_length, std::vector<std::uint8_t> sense);
+  struct ScsiResponse {
+    std::uint32_t itt;
+    scsi::Status status;
+    std::uint8_t residual_flags;  // O (0x04) or U (0x02)
+    std::uint32_t residual;
+    std::uint32_t exp_data_sn;
+    const std::vector<std::uint8_t>& sense;
+  };
+  void send_scsi_response(const ScsiResponse& response);
   void finish_task(std::uint32_t itt);
 
   // ---- task management (connection_tmf.cpp)

@@ -59,13 +59,7 @@ void Connection::handle_scsi_command(Pdu& pdu, Admission admission) {
     return;
   }
   if (tasks_.size() >= kMaxTasksPerConnection) {
-    OutPdu response;
-    response.bhs.set_opcode(Opcode::ScsiResponse);
-    response.bhs.set_flags(0x80);
-    response.bhs.bytes[3] = static_cast<std::uint8_t>(scsi::Status::TaskSetFull);
-    response.bhs.set_initiator_task_tag(itt);
-    stamp(response.bhs, true);
-    send(std::move(response));
+    send_scsi_response(ScsiResponse{itt, scsi::Status::TaskSetFull, 0, 0, 0, {}});
     return;
   }
   if ((reads && writes) || expected > kMaxTransferBytes) {
@@ -284,40 +278,36 @@ void Connection::send_scsi_result(ScsiTask& task) {
   task.data_in_pdus = data_sn;
   if (data_length > 0 && collapse_status) return;
 
-  OutPdu response;
-  response.bhs.set_opcode(Opcode::ScsiResponse);
-  response.bhs.set_flags(static_cast<std::uint8_t>(0x80 | residual_flags));
-  response.bhs.bytes[2] = 0;  // command completed at target
-  response.bhs.bytes[3] = static_cast<std::uint8_t>(t.status);
-  response.bhs.set_initiator_task_tag(task.itt);
-  stamp(response.bhs, true);
-  response.bhs.set_u32(36, task.reads ? task.data_in_pdus : task.r2t_sn);  // ExpDataSN
-  response.bhs.set_u32(44, residual);
-  if (!t.sense.empty()) {
-    const auto sense_length = static_cast<std::uint16_t>(std::min<std::size_t>(t.sense.size(), 252));
-    response.owned = util::AlignedBuffer(2u + sense_length);
-    util::put_be16(response.owned.data(), sense_length);
-    std::memcpy(response.owned.data() + 2, t.sense.data(), sense_length);
-    response.data = response.owned.data();
-    response.data_length = 2u + sense_length;
-  }
-  send(std::move(response));
+  send_scsi_response(ScsiResponse{task.itt, t.status, residual_flags, residual,
+                                   task.reads ? task.data_in_pdus : task.r2t_sn, t.sense});
 }
 
 void Connection::send_check_condition(std::uint32_t itt, std::uint32_t expected_length, std::vector<std::uint8_t> sense) {
+  // Nothing of the transfer happened: all of it is residual.
+  send_scsi_response(ScsiResponse{itt, scsi::Status::CheckCondition,
+                                  static_cast<std::uint8_t>(expected_length > 0 ? 0x02 : 0x00), expected_length, 0,
+                                  sense});
+}
+
+void Connection::send_scsi_response(const ScsiResponse& r) {
   OutPdu response;
   response.bhs.set_opcode(Opcode::ScsiResponse);
-  // Nothing of the transfer happened: all of it is residual.
-  response.bhs.set_flags(expected_length > 0 ? 0x82 : 0x80);
-  response.bhs.bytes[3] = static_cast<std::uint8_t>(scsi::Status::CheckCondition);
-  response.bhs.set_initiator_task_tag(itt);
+  response.bhs.set_flags(static_cast<std::uint8_t>(0x80 | r.residual_flags));
+  response.bhs.bytes[2] = 0;  // command completed at target
+  response.bhs.bytes[3] = static_cast<std::uint8_t>(r.status);
+  response.bhs.set_initiator_task_tag(r.itt);
   stamp(response.bhs, true);
-  response.bhs.set_u32(44, expected_length);
-  response.owned = util::AlignedBuffer(2 + sense.size());
-  util::put_be16(response.owned.data(), static_cast<std::uint16_t>(sense.size()));
-  std::memcpy(response.owned.data() + 2, sense.data(), sense.size());
-  response.data = response.owned.data();
-  response.data_length = static_cast<std::uint32_t>(2 + sense.size());
+  response.bhs.set_u32(36, r.exp_data_sn);
+  response.bhs.set_u32(44, r.residual);
+  if (!r.sense.empty()) {
+    // The data segment is SenseLength followed by the sense data (RFC 7143 11.4.7).
+    const auto sense_length = static_cast<std::uint16_t>(std::min<std::size_t>(r.sense.size(), 252));
+    response.owned = util::AlignedBuffer(2u + sense_length);
+    util::put_be16(response.owned.data(), sense_length);
+    std::memcpy(response.owned.data() + 2, r.sense.data(), sense_length);
+    response.data = response.owned.data();
+    response.data_length = 2u + sense_length;
+  }
   send(std::move(response));
 }
 
