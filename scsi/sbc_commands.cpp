@@ -148,24 +148,32 @@ Result handle_read(CommandContext& ctx) {
   return good();
 }
 
-// WRITE(6/10/12/16): FUA=1, or a disabled write cache (WCE=0), writes through to stable storage.
-Result handle_write(CommandContext& ctx) {
+namespace {
+// What WRITE and WRITE AND VERIFY share: the range check, the Data-Out that arrived, the write.
+// `written` is how many bytes reached the volume (0 when there was nothing to write).
+Result write_request(CommandContext& ctx, const BlockRequest& r, bool fua, std::uint64_t& written) {
   Task& task = ctx.task;
-  const BlockRequest r = decode_block_request(ctx.info.cdb_length, task.cdb.data());
   const Geometry g = geometry(ctx);
   const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
+  written = 0;
   task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
   if (Result res = check_media_request(g, r); !res.ok()) return res;
   if (r.blocks == 0) return good();
   std::uint64_t usable = 0;
   if (Result res = usable_data_out(task, bytes, g.block_size, usable); !res.ok()) return res;
   if (usable == 0) return good();
-  const bool fua = r.fua || !ctx.state->write_cache_enabled();
   std::span<const std::uint8_t> src(task.data_out.data(), static_cast<std::size_t>(usable));
-  if (int e = ctx.unit->volume().write(r.lba * g.block_size, src, fua); e != 0) {
-    return write_error_sense(e);
-  }
+  if (int e = ctx.unit->volume().write(r.lba * g.block_size, src, fua); e != 0) return write_error_sense(e);
+  written = usable;
   return good();
+}
+}  // namespace
+
+// WRITE(6/10/12/16): FUA=1, or a disabled write cache (WCE=0), writes through to stable storage.
+Result handle_write(CommandContext& ctx) {
+  const BlockRequest r = decode_block_request(ctx.info.cdb_length, ctx.task.cdb.data());
+  std::uint64_t written = 0;
+  return write_request(ctx, r, r.fua || !ctx.state->write_cache_enabled(), written);
 }
 
 // WRITE AND VERIFY(10/12/16): writes with FUA (the verification must see the medium), then
@@ -175,18 +183,15 @@ Result handle_write_and_verify(CommandContext& ctx) {
   Task& task = ctx.task;
   const BlockRequest r = decode_block_request(ctx.info.cdb_length, task.cdb.data());
   const Geometry g = geometry(ctx);
-  const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
-  task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
-  if (r.bytchk > 1) return Sense::invalid_field_in_cdb(1, 2);
-  if (Result res = check_media_request(g, r); !res.ok()) return res;
-  if (r.blocks == 0) return good();
+  if (r.bytchk > 1) {
+    const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
+    task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
+    return Sense::invalid_field_in_cdb(1, 2);
+  }
   std::uint64_t usable = 0;
-  if (Result res = usable_data_out(task, bytes, g.block_size, usable); !res.ok()) return res;
-  if (usable == 0) return good();
+  if (Result res = write_request(ctx, r, /*fua=*/true, usable); !res.ok() || usable == 0) return res;
   replication::Volume& volume = ctx.unit->volume();
   const std::uint64_t offset = r.lba * g.block_size;
-  std::span<const std::uint8_t> src(task.data_out.data(), static_cast<std::size_t>(usable));
-  if (int e = volume.write(offset, src, /*fua=*/true); e != 0) return write_error_sense(e);
   return compare_with_medium(volume, offset, usable, r.bytchk == 1 ? task.data_out.data() : nullptr,
                              g.block_size, false);
 }
