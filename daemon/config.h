@@ -51,7 +51,7 @@ struct Config {
   std::optional<ChapConfig> discovery_chap;
   std::optional<ChapConfig> discovery_mutual_chap;
   std::string log_level = "info";   // debug, info, warn, error
-  unsigned network_threads = 2;
+  unsigned network_threads = 1;
   unsigned worker_threads = 16;
   unsigned nop_interval_seconds = 5;
   unsigned nop_timeout_seconds = 30;

@@ -52,7 +52,7 @@ struct TargetServerConfig {
   std::optional<ChapSecret> discovery_mutual_chap;
   TargetLimits limits;
   std::uint16_t target_portal_group_tag = 1;
-  unsigned network_threads = 2;
+  unsigned network_threads = 1;
   unsigned worker_threads = 16;
   unsigned nop_interval_seconds = 5;   // ping a connection idle this long
   unsigned nop_timeout_seconds = 30;   // drop a connection whose pings go unanswered this long

@@ -70,7 +70,7 @@ TEST(DaemonConfig, ExampleFileParses) {
 TEST(DaemonConfig, MinimalFileGetsDefaults) {
   Config config = parse_config(kMinimal, "t.yaml");
   EXPECT_EQ(config.source_path, "t.yaml");
-  EXPECT_EQ(config.network_threads, 2u);
+  EXPECT_EQ(config.network_threads, 1u);
   EXPECT_EQ(config.worker_threads, 16u);
   EXPECT_EQ(config.nop_interval_seconds, 5u);
   EXPECT_EQ(config.nop_timeout_seconds, 30u);
