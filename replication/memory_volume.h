@@ -2,6 +2,7 @@
 // and, later, for replication tests.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -27,6 +28,8 @@ class MemoryVolume final : public Volume {
   // Fault injection: the next I/O calls fail with this errno (0 = none).
   void fail_reads_with(int error) { read_error_ = error; }
   void fail_writes_with(int error) { write_error_ = error; }
+  void set_access(Access access) { access_ = access; }
+  Access access() const override { return access_; }
 
   // Test inspection.
   std::vector<std::uint8_t>& raw() { return data_; }
@@ -40,6 +43,7 @@ class MemoryVolume final : public Volume {
   std::string name_ = "memory";
   int read_error_ = 0;
   int write_error_ = 0;
+  std::atomic<Access> access_{Access::Active};
   unsigned flushes_ = 0;
   unsigned fua_writes_ = 0;
 };

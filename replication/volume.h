@@ -15,6 +15,12 @@
 
 namespace freevsa::replication {
 
+// Whether this node may serve the volume's data to initiators right now. A replicated volume is
+// Active on its primary and Standby on the others; Transitioning while a role change is under
+// way. The SCSI layer answers media commands on a non-Active volume with the sense data a
+// multipath initiator takes as "use another path" (never as a lost device).
+enum class Access { Active, Standby, Transitioning };
+
 class Volume {
  public:
   virtual ~Volume() = default;
@@ -30,6 +36,9 @@ class Volume {
   virtual int flush() = 0;
   // Deallocates the range; later reads return zeroes. Used by UNMAP / WRITE SAME with UNMAP.
   virtual int discard(std::uint64_t offset, std::uint64_t length) = 0;
+
+  // Cheap and thread-safe: called for every command.
+  virtual Access access() const { return Access::Active; }
 };
 
 }  // namespace freevsa::replication

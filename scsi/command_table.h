@@ -24,6 +24,8 @@ inline constexpr std::uint32_t kWritesMedium = 1u << 1;    // modifies the volum
 inline constexpr std::uint32_t kAllowedWithUnitAttention = 1u << 2;  // neither blocked by nor clears a UA
 inline constexpr std::uint32_t kWithoutLogicalUnit = 1u << 3;  // answered for a LUN that does not exist
 inline constexpr std::uint32_t kServiceAction = 1u << 4;   // opcode multiplexes service actions (cdb[1] & 1Fh)
+// Served while the volume is not active on this node (SPC-4 5.15.2.4.4, standby state).
+inline constexpr std::uint32_t kAllowedInStandby = 1u << 5;
 
 struct CommandInfo {
   std::uint8_t opcode;

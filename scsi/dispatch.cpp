@@ -34,6 +34,15 @@ Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const
     return Sense::invalid_opcode();
   }
   const CommandInfo& info = *found.info;
+  if (unit != nullptr && (info.flags & kAllowedInStandby) == 0) {
+    // Only the node where the volume is active serves its data; the others send the
+    // initiator to another path (and never report the device as gone).
+    switch (unit->volume().access()) {
+      case replication::Access::Active: break;
+      case replication::Access::Standby: return Sense::standby_port();
+      case replication::Access::Transitioning: return Sense::access_state_transition();
+    }
+  }
   // CONTROL byte: NACA=1 needs ACA support, which we do not have (SAM-5 5.9.1.2).
   const std::uint8_t control_offset = static_cast<std::uint8_t>(info.cdb_length - 1);
   if (cdb[control_offset] & 0x04) return Sense::invalid_field_in_cdb(control_offset, 2);
