@@ -1,0 +1,32 @@
+// What a replicated volume needs from the link to its peer. The peer link (TCP, handshake,
+// authentication, framing) implements it; tests use an in-memory double.
+//
+// Threading: every method is thread-safe. Completion callbacks run on the link's own thread
+// and must not block.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+namespace freevsa::replication {
+
+class PeerChannel {
+ public:
+  using Done = std::function<void(int error)>;
+
+  virtual ~PeerChannel() = default;
+
+  // True while the link is up and the peer's disk takes replicated writes.
+  virtual bool connected() const = 0;
+
+  // Replicates a write. `done` runs exactly once: with 0 when the peer reports the data on its
+  // disk (with fua: on stable storage there), or with an errno when that is not known - the link
+  // went down, or the peer's disk failed. `data` stays valid until `done` ran.
+  virtual void send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) = 0;
+  // Asks the peer to make everything it acknowledged durable.
+  virtual void send_flush(Done done) = 0;
+  virtual void send_discard(std::uint64_t offset, std::uint64_t length, Done done) = 0;
+};
+
+}  // namespace freevsa::replication

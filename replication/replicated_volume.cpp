@@ -1,0 +1,106 @@
+#include "replication/replicated_volume.h"
+
+#include <cerrno>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace freevsa::replication {
+
+// One peer operation's outcome, waited for by the worker that started it.
+class ReplicatedVolume::PeerOutcome {
+ public:
+  void complete(int error) {
+    {
+      std::lock_guard lock(mutex_);
+      error_ = error;
+    }
+    done_.notify_all();
+  }
+  int wait() {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return error_.has_value(); });
+    return *error_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::optional<int> error_;
+};
+
+ReplicatedVolume::ReplicatedVolume(Volume& local, PeerChannel& peer, OutOfSyncRecorder& out_of_sync, Protocol protocol)
+    : local_(local), peer_(peer), out_of_sync_(out_of_sync), protocol_(protocol) {}
+
+Access ReplicatedVolume::access() const {
+  return role_.load() == Role::Primary ? local_.access() : Access::Standby;
+}
+
+int ReplicatedVolume::read(std::uint64_t offset, std::span<std::uint8_t> dst) {
+  if (role_.load() != Role::Primary) return EROFS;
+  return local_.read(offset, dst);
+}
+
+std::shared_ptr<ReplicatedVolume::PeerOutcome> ReplicatedVolume::start_on_peer(
+    std::uint64_t offset, std::uint64_t length, const std::function<void(PeerChannel::Done)>& start) {
+  if (!peer_.connected()) {
+    if (length > 0) out_of_sync_.mark_out_of_sync(offset, length);
+    return nullptr;
+  }
+  auto outcome = std::make_shared<PeerOutcome>();
+  OutOfSyncRecorder& out_of_sync = out_of_sync_;
+  start([outcome, &out_of_sync, offset, length](int error) {
+    // Recorded before the waiter wakes: once a write returned, its range is on the peer or in
+    // the bitmap. (A failed flush names no range; what the peer lost with it, its own activity
+    // log brings back at resync.)
+    if (error != 0 && length > 0) out_of_sync.mark_out_of_sync(offset, length);
+    outcome->complete(error);
+  });
+  return outcome;
+}
+
+void ReplicatedVolume::finish_on_peer(const std::shared_ptr<PeerOutcome>& outcome) {
+  if (outcome && protocol_ != Protocol::A) outcome->wait();
+}
+
+int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
+  if (role_.load() != Role::Primary) return EROFS;
+  auto guard = in_flight_.lock(offset, src.size());
+  // Protocol A returns before the peer answered: the link gets its own copy of the data.
+  std::shared_ptr<std::vector<std::uint8_t>> copy;
+  std::span<const std::uint8_t> to_peer = src;
+  if (protocol_ == Protocol::A) {
+    copy = std::make_shared<std::vector<std::uint8_t>>(src.begin(), src.end());
+    to_peer = *copy;
+  }
+  // The peer write starts first and is waited for last, so both disks work at the same time.
+  auto outcome = start_on_peer(offset, src.size(), [&](PeerChannel::Done done) {
+    peer_.send_write(offset, to_peer, fua, [copy, done = std::move(done)](int error) { done(error); });
+  });
+  const int local_error = local_.write(offset, src, fua);
+  finish_on_peer(outcome);
+  return local_error;
+}
+
+int ReplicatedVolume::flush() {
+  if (role_.load() != Role::Primary) return EROFS;
+  auto outcome = start_on_peer(0, 0, [&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); });
+  const int local_error = local_.flush();
+  finish_on_peer(outcome);
+  return local_error;
+}
+
+int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
+  if (role_.load() != Role::Primary) return EROFS;
+  auto guard = in_flight_.lock(offset, length);
+  auto outcome = start_on_peer(offset, length, [&](PeerChannel::Done done) {
+    peer_.send_discard(offset, length, std::move(done));
+  });
+  const int local_error = local_.discard(offset, length);
+  finish_on_peer(outcome);
+  return local_error;
+}
+
+}  // namespace freevsa::replication

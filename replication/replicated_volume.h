@@ -1,0 +1,71 @@
+// A Volume kept identical on two nodes: the local store plus a peer (DESIGN.md, "Replication
+// semantics"). The SCSI layer uses it like any Volume and never knows it is replicated.
+//
+// Write path (protocol C): a write is submitted to the local disk and to the peer at the same
+// time and returns only when both completed, so a write that returned 0 is on both disks.
+// Protocol A returns once the local write completed and the write was handed to the link.
+// Overlapping writes are serialised in arrival order (IntervalLock), so both replicas apply them
+// in the same order. When the peer is not connected, or does not confirm a write, the range is
+// recorded as out of sync and the write still succeeds locally: the primary keeps serving, and
+// the resync later copies exactly those blocks.
+//
+// Roles: only the primary serves initiators (access() is Active); a secondary answers Standby
+// and its local store is written only by the replication stream.
+//
+// Threading: the Volume methods are called from worker threads and block; role changes may come
+// from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "replication/interval_lock.h"
+#include "replication/out_of_sync.h"
+#include "replication/peer_channel.h"
+#include "replication/volume.h"
+
+namespace freevsa::replication {
+
+enum class Protocol { A, B, C };
+enum class Role { Secondary, Primary };
+
+class ReplicatedVolume final : public Volume {
+ public:
+  // `local`, `peer` and `out_of_sync` must outlive this object.
+  ReplicatedVolume(Volume& local, PeerChannel& peer, OutOfSyncRecorder& out_of_sync, Protocol protocol);
+
+  std::uint64_t size_bytes() const override { return local_.size_bytes(); }
+  std::uint32_t block_size() const override { return local_.block_size(); }
+  const std::string& name() const override { return local_.name(); }
+
+  int read(std::uint64_t offset, std::span<std::uint8_t> dst) override;
+  int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override;
+  int flush() override;
+  int discard(std::uint64_t offset, std::uint64_t length) override;
+  Access access() const override;
+
+  Role role() const { return role_.load(); }
+  void set_role(Role role) { role_.store(role); }
+  Protocol protocol() const { return protocol_; }
+
+ private:
+  class PeerOutcome;
+  // Starts an operation on the peer, or records [offset, length) as out of sync when the peer is
+  // not connected (null result). A failed peer operation records its range too.
+  std::shared_ptr<PeerOutcome> start_on_peer(std::uint64_t offset, std::uint64_t length,
+                                             const std::function<void(PeerChannel::Done)>& start);
+  // Protocol B and C wait for the peer's answer; A does not.
+  void finish_on_peer(const std::shared_ptr<PeerOutcome>& outcome);
+
+  Volume& local_;
+  PeerChannel& peer_;
+  OutOfSyncRecorder& out_of_sync_;
+  const Protocol protocol_;
+  std::atomic<Role> role_{Role::Secondary};
+  IntervalLock in_flight_;
+};
+
+}  // namespace freevsa::replication
