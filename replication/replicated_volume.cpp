@@ -103,4 +103,21 @@ int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
   return local_error;
 }
 
+int ReplicatedVolume::apply_peer_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua) {
+  // Two primaries must never both write: the replication stream is only taken by a secondary.
+  if (role_.load() == Role::Primary) return EBUSY;
+  if (offset > size_bytes() || data.size() > size_bytes() - offset) return EINVAL;
+  auto guard = in_flight_.lock(offset, data.size());
+  return local_.write(offset, data, fua);
+}
+
+int ReplicatedVolume::apply_peer_discard(std::uint64_t offset, std::uint64_t length) {
+  if (role_.load() == Role::Primary) return EBUSY;
+  if (offset > size_bytes() || length > size_bytes() - offset) return EINVAL;
+  auto guard = in_flight_.lock(offset, length);
+  return local_.discard(offset, length);
+}
+
+int ReplicatedVolume::apply_peer_flush() { return local_.flush(); }
+
 }  // namespace freevsa::replication

@@ -47,6 +47,14 @@ class ReplicatedVolume final : public Volume {
   int discard(std::uint64_t offset, std::uint64_t length) override;
   Access access() const override;
 
+  // The receiving side of the replication stream, called by the peer link on the secondary
+  // for every write, discard and flush the primary sends. Overlapping writes are applied in the
+  // order they arrive, which is the order the primary issued them. Return an errno value that
+  // goes back to the primary in the acknowledgement.
+  int apply_peer_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua);
+  int apply_peer_discard(std::uint64_t offset, std::uint64_t length);
+  int apply_peer_flush();
+
   Role role() const { return role_.load(); }
   void set_role(Role role) { role_.store(role); }
   Protocol protocol() const { return protocol_; }

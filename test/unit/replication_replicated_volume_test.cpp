@@ -221,3 +221,29 @@ TEST_F(ReplicatedVolumeTest, PrimaryIsActive) { EXPECT_EQ(volume_->access(), Acc
 
 }  // namespace
 }  // namespace freevsa::replication
+
+namespace freevsa::replication {
+namespace {
+
+TEST_F(ReplicatedVolumeTest, SecondaryAppliesTheReplicationStream) {
+  volume_->set_role(Role::Secondary);
+  ASSERT_EQ(volume_->apply_peer_write(4096, block(0x42), false), 0);
+  EXPECT_TRUE(holds(local_, 4096, 0x42));
+  ASSERT_EQ(volume_->apply_peer_discard(4096, 4096), 0);
+  EXPECT_TRUE(holds(local_, 4096, 0));
+  ASSERT_EQ(volume_->apply_peer_flush(), 0);
+  EXPECT_EQ(local_.flush_count(), 1u);
+}
+
+TEST_F(ReplicatedVolumeTest, PrimaryRefusesAReplicationStream) {
+  EXPECT_EQ(volume_->apply_peer_write(0, block(1), false), EBUSY);
+  EXPECT_TRUE(holds(local_, 0, 0)) << "a second primary's stream must never land";
+}
+
+TEST_F(ReplicatedVolumeTest, ReplicatedWriteBeyondTheEndIsRefused) {
+  volume_->set_role(Role::Secondary);
+  EXPECT_EQ(volume_->apply_peer_write(local_.size_bytes() - 512, block(1), false), EINVAL);
+}
+
+}  // namespace
+}  // namespace freevsa::replication
