@@ -1,6 +1,14 @@
 // The YAML configuration file: parsed and validated completely before anything touches a disk.
 // Every error names the file, the line and the key, and says what is wrong, e.g.
 //   etc/freevsa.yaml:14: targets[0].luns[0].block_size: must be 512 or 4096, got 1000
+//
+// Two forms of file:
+// - single node (etc/freevsa.yaml): `portals` and `targets`, served from local files.
+// - cluster (etc/cluster-demo.yaml): `cluster`, `nodes` and `volumes`, the same file on every
+//   node; each node picks itself by name (--node) and its iSCSI portals and targets are derived
+//   from its `nodes` entry and the volumes. `portals` and `targets` are refused there.
+// The other top-level settings (log_level, threads, nop_*, iscsi, discovery_chap) mean the same
+// in both forms.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "daemon/cluster_config.h"
 
 namespace freevsa::daemon {
 
@@ -39,10 +49,7 @@ struct TargetConfig {
   std::vector<std::string> allowed_initiators;  // empty: all
 };
 
-struct PortalConfig {
-  std::string address;
-  std::uint16_t port = 3260;
-};
+using PortalConfig = Endpoint;  // an iSCSI listening address; the port is 3260 unless given
 
 struct Config {
   std::string source_path;     // the file this was read from
@@ -62,10 +69,23 @@ struct Config {
   std::uint32_t max_outstanding_r2t = 16;
   bool immediate_data = true;
   bool initial_r2t = false;
+
+  // Cluster files only. `cluster` is the whole file's view; `local` is set when a node was chosen,
+  // and then `portals` and `targets` above are that node's, derived from nodes[] and volumes[]:
+  // one target per distinct volumes[].target, LUN path = this node's backing path.
+  std::optional<ClusterConfig> cluster;
+  std::optional<LocalCluster> local;
 };
 
 // Throws ConfigError with "file:line: key: reason".
+//
+// Without a node: validates the whole file. A single-node file means what it always meant; a
+// cluster file fills `cluster` only (no portals, targets or local): for check-config.
 Config load_config(const std::string& path);
 Config parse_config(const std::string& yaml_text, const std::string& source_name);
+// As node `node` (serve --node NAME; "" when no --node was given): a cluster file needs a node
+// it lists and fills `local`, `portals` and `targets`; a single-node file refuses a node name.
+Config load_config(const std::string& path, const std::string& node);
+Config parse_config(const std::string& yaml_text, const std::string& source_name, const std::string& node);
 
 }  // namespace freevsa::daemon

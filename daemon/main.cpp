@@ -114,13 +114,33 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    daemon::Config config = daemon::load_config(args.config);
-    util::set_log_level(level_from(config.log_level));
     if (args.command == "check-config") {
-      std::printf("%s: valid (%zu target(s))\n", args.config.c_str(), config.targets.size());
+      daemon::Config config =
+          args.node.empty() ? daemon::load_config(args.config) : daemon::load_config(args.config, args.node);
+      if (config.cluster) {
+        std::printf("%s: valid cluster '%s' (%zu node(s), %zu volume(s), configuration hash %s)\n",
+                    args.config.c_str(), config.cluster->name.c_str(), config.cluster->nodes.size(),
+                    config.cluster->volumes.size(), daemon::to_hex(config.cluster->config_hash).c_str());
+      } else {
+        std::printf("%s: valid (%zu target(s))\n", args.config.c_str(), config.targets.size());
+      }
       return 0;
     }
-    if (args.command == "serve") return serve(config);
+    if (args.command == "serve") {
+      daemon::Config config = daemon::load_config(args.config, args.node);
+      util::set_log_level(level_from(config.log_level));
+      if (config.cluster) {
+        // Serving a cluster volume from one node without replicating it would let two nodes
+        // accept different writes under one device identity. Refuse until replication runs.
+        std::fprintf(stderr,
+                     "freevsa: %s describes a replicated cluster; replication is not available in this "
+                     "build yet, so its volumes are not served (single-node files such as "
+                     "etc/freevsa.yaml are)\n",
+                     args.config.c_str());
+        return 1;
+      }
+      return serve(config);
+    }
     std::fprintf(stderr, "freevsa: unknown command '%s'\n%s", args.command.c_str(), kUsage);
     return 2;
   } catch (const daemon::ConfigError& e) {

@@ -65,6 +65,31 @@ TEST(DaemonConfig, ExampleFileParses) {
   EXPECT_TRUE(target.allowed_initiators.empty());
   EXPECT_FALSE(config.discovery_chap);
   EXPECT_EQ(config.log_level, "info");
+  EXPECT_FALSE(config.cluster);
+  EXPECT_FALSE(config.local);
+}
+
+TEST(DaemonConfig, ExampleFileParsesTheSameWhenServedWithoutNode) {
+  // serve passes --node ("" when absent); a single-node file means the same either way.
+  Config config = load_config((repository_root() / "etc/freevsa.yaml").string(), "");
+  EXPECT_FALSE(config.cluster);
+  EXPECT_FALSE(config.local);
+  ASSERT_EQ(config.portals.size(), 1u);
+  EXPECT_EQ(config.portals[0].address, "127.0.0.1");
+  EXPECT_EQ(config.portals[0].port, 3260);
+  ASSERT_EQ(config.targets.size(), 1u);
+  EXPECT_EQ(config.targets[0].luns.at(0).path, "data/disk0.img");
+  EXPECT_EQ(config.targets[0].luns.at(0).size_bytes, 1ull << 30);
+}
+
+TEST(DaemonConfig, NodeNameForASingleNodeFileIsRefused) {
+  try {
+    parse_config(kMinimal, "t.yaml", "a");
+    FAIL() << "parsed";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "t.yaml:1: --node a was given, but this file describes a single node (it has no 'nodes' section)");
+  }
 }
 
 TEST(DaemonConfig, MinimalFileGetsDefaults) {

@@ -1,0 +1,148 @@
+// The cluster part of the configuration file: nodes, replicated volumes, the peer link. One file
+// describes the whole cluster and is the same on every node; each node picks itself with
+// `--node NAME` and gets a LocalCluster: itself, its peers and, per volume, its own paths.
+// See etc/cluster-demo.yaml for the schema; parsing lives in cluster_config.cpp, the hash that
+// lets two nodes notice differing files in cluster_hash.cpp.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace freevsa::daemon {
+
+// An IP literal (canonical form, IPv6 without brackets) and a port.
+struct Endpoint {
+  std::string address;
+  std::uint16_t port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
+constexpr std::uint16_t kDefaultReplicationPort = 7788;
+
+// SHA-256 over the canonical form of what every node must agree on (see cluster_hash.cpp).
+using ConfigHash = std::array<std::uint8_t, 32>;
+std::string to_hex(const ConfigHash& hash);
+
+struct ClusterConfig;
+// Fills config_hash of the cluster and of every volume from the settings they cover.
+void compute_config_hashes(ClusterConfig& cluster);
+
+// When a write completes to the initiator (DRBD's meaning): A after the local write and the send
+// to the peer, B after the peer received it, C after the peer wrote it.
+enum class ReplicationProtocol { A, B, C };
+char protocol_letter(ReplicationProtocol protocol);
+
+struct ResyncConfig {
+  bool adaptive = true;  // adaptive: between min_rate and max_rate, yielding to application I/O
+  std::uint64_t rate = 0;  // bytes per second when !adaptive
+  std::uint64_t min_rate = 10ull << 20;
+  std::uint64_t max_rate = 1ull << 30;
+  bool checksum = false;  // checksum-based resync: skip blocks whose checksums already match
+};
+
+enum class VerifyAlgorithm { Crc32c, Sha256 };
+
+struct VerifyConfig {
+  std::uint64_t rate = 100ull << 20;  // bytes per second
+  VerifyAlgorithm algorithm = VerifyAlgorithm::Crc32c;
+};
+
+struct KeepAliveConfig {
+  std::chrono::milliseconds ping_interval{500};
+  std::chrono::milliseconds timeout{2000};  // a peer silent this long is lost
+};
+
+// This node's files for TLS on the peer link. Each node has its own certificate and key; the CA
+// certificate verifies the peer's.
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+  std::string ca;
+};
+
+struct ClusterNode {
+  std::string name;       // 1..64 of [A-Za-z0-9._-]
+  std::uint32_t id = 0;   // unique, 1..; Hello.node_id, binds peer authentication
+  Endpoint replication;   // where the node listens for and is reached by its peers
+  std::vector<Endpoint> portals;  // where it serves iSCSI
+};
+
+// A volume as the file describes it, for every node. Per-node maps are keyed by node name and
+// have an entry for every node.
+struct ClusterVolume {
+  std::string name;  // 1..64 of [A-Za-z0-9._-]
+  std::uint64_t size_bytes = 0;  // what initiators see and every replica holds
+  std::uint32_t block_size = 512;
+  bool direct_io = true;
+  ReplicationProtocol protocol = ReplicationProtocol::C;
+  std::string target_iqn;  // every node exports the volume under this target and LUN
+  std::uint64_t lun = 0;
+  std::map<std::string, std::string> backing;  // node -> file or block device
+  // node -> metadata file; empty: internal (at the end of the backing file or device)
+  std::map<std::string, std::string> external_metadata;
+  ResyncConfig resync;
+  VerifyConfig verify;
+  ConfigHash config_hash{};  // shared cluster settings + this volume's shared settings
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::string secret;  // peer link authentication, 16..1024 bytes; never printed
+  std::map<std::string, TlsFiles> tls;  // node -> files; empty: no TLS
+  KeepAliveConfig keepalive;
+  std::string initial_primary;  // node that is primary when the cluster first starts
+  std::vector<ClusterNode> nodes;
+  std::vector<ClusterVolume> volumes;
+  ConfigHash config_hash{};  // shared cluster settings + every volume's shared settings
+
+  const ClusterNode* node(const std::string& node_name) const;
+};
+
+struct MetadataLocation {
+  bool internal = true;
+  std::string path;  // when !internal
+};
+
+struct PeerLink {
+  std::string node_name;
+  std::uint32_t node_id = 0;
+  Endpoint address;  // the peer's replication address
+};
+
+// One volume as this node runs it.
+struct LocalVolume {
+  std::string name;
+  std::uint64_t size_bytes = 0;
+  std::uint32_t block_size = 512;
+  bool direct_io = true;
+  std::string backing_path;  // this node's
+  MetadataLocation metadata;  // this node's
+  std::vector<PeerLink> peers;  // every other node (each holds a replica of every volume)
+  ReplicationProtocol protocol = ReplicationProtocol::C;
+  ResyncConfig resync;
+  VerifyConfig verify;
+  bool initial_primary = false;  // this node is primary when the volume is first created
+  std::string target_iqn;
+  std::uint64_t lun = 0;
+  ConfigHash config_hash{};  // put in Hello.config_hash for this volume's connection
+};
+
+// The cluster as the node chosen with --node sees it.
+struct LocalCluster {
+  std::string cluster_name;
+  ClusterNode self;
+  std::vector<ClusterNode> peers;
+  std::string secret;
+  std::optional<TlsFiles> tls;  // this node's files; nullopt: plain TCP
+  KeepAliveConfig keepalive;
+  std::string initial_primary;
+  std::vector<LocalVolume> volumes;
+  ConfigHash config_hash{};  // whole-cluster hash, for status and logs
+};
+
+}  // namespace freevsa::daemon
