@@ -92,6 +92,10 @@ struct Connection::PendingTmf {
   bool close_after = false;
 };
 
+// Fixed-format sense data for the failures the transport itself detects (Data-Out sequence
+// and digest errors, refused transfers), built by the SCSI layer's one sense builder.
+std::vector<std::uint8_t> fixed_sense(std::uint8_t key, std::uint8_t asc, std::uint8_t ascq);
+
 // Serial number arithmetic (RFC 1982) on 32-bit sequence numbers.
 inline bool sn_less(std::uint32_t a, std::uint32_t b) {
   return a != b && static_cast<std::int32_t>(a - b) < 0;

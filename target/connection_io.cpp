@@ -196,8 +196,7 @@ void Connection::on_rest(const error_code& ec) {
       auto it = tasks_.find(bhs.initiator_task_tag());
       if (bhs.opcode() == Opcode::DataOut && it != tasks_.end() && !it->second->executing) {
         // ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR
-        send_check_condition(it->first, it->second->expected_length,
-                             {0x70, 0, 0x0b, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x47, 0x05, 0, 0, 0, 0});
+        send_check_condition(it->first, it->second->expected_length, fixed_sense(0x0b, 0x47, 0x05));
         finish_task(it->first);
       }
       read_header();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "scsi/lun_map.h"
+#include "scsi/sense.h"
 #include "target/connection_internal.h"
 #include "util/log.h"
 
@@ -12,21 +13,13 @@ namespace freevsa::target {
 namespace asio = boost::asio;
 
 namespace {
+constexpr std::uint8_t kAbortedCommand = scsi::sense_key::kAbortedCommand;
+constexpr std::uint8_t kIllegalRequest = scsi::sense_key::kIllegalRequest;
+}  // namespace
 
 std::vector<std::uint8_t> fixed_sense(std::uint8_t key, std::uint8_t asc, std::uint8_t ascq) {
-  std::vector<std::uint8_t> sense(18, 0);
-  sense[0] = 0x70;
-  sense[2] = key;
-  sense[7] = 10;
-  sense[12] = asc;
-  sense[13] = ascq;
-  return sense;
+  return scsi::build_fixed_sense(scsi::Sense::make(key, asc, ascq));
 }
-
-constexpr std::uint8_t kAbortedCommand = 0x0b;
-constexpr std::uint8_t kIllegalRequest = 0x05;
-
-}  // namespace
 
 void Connection::handle_scsi_command(Pdu& pdu, Admission admission) {
   const Bhs& bhs = pdu.bhs;
