@@ -34,7 +34,8 @@ constexpr std::uint32_t kConsistent = 1u << 0;      // the data is a consistent 
 constexpr std::uint32_t kWasPrimary = 1u << 1;      // this node was primary at some point since the last sync
 constexpr std::uint32_t kCrashedPrimary = 1u << 2;  // primary now; still set after a crash, cleared by a clean stop
 constexpr std::uint32_t kPeerOutdated = 1u << 3;    // we know the peer's disk is Outdated
-constexpr std::uint32_t kKnown = kConsistent | kWasPrimary | kCrashedPrimary | kPeerOutdated;
+constexpr std::uint32_t kPrimaryAtStop = 1u << 4;   // primary when it last stopped cleanly
+constexpr std::uint32_t kKnown = kConsistent | kWasPrimary | kCrashedPrimary | kPeerOutdated | kPrimaryAtStop;
 }  // namespace metadata_flag
 
 constexpr std::uint32_t kBitmapGranularity = 4096;  // bytes of data per bitmap bit

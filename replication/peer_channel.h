@@ -27,6 +27,9 @@ class PeerChannel {
   // Asks the peer to make everything it acknowledged durable.
   virtual void send_flush(Done done) = 0;
   virtual void send_discard(std::uint64_t offset, std::uint64_t length, Done done) = 0;
+  // A write completed to the initiator before the peer confirmed it (protocols A and B): writes
+  // sent from now on must not be applied on the peer before the ones sent so far.
+  virtual void write_completed() {}
 };
 
 }  // namespace freevsa::replication

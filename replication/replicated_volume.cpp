@@ -1,5 +1,6 @@
 #include "replication/replicated_volume.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <memory>
@@ -35,7 +36,13 @@ ReplicatedVolume::ReplicatedVolume(Volume& local, PeerChannel& peer, OutOfSyncRe
     : local_(local), peer_(peer), out_of_sync_(out_of_sync), protocol_(protocol) {}
 
 Access ReplicatedVolume::access() const {
+  if (transitioning_.load()) return Access::Transitioning;
   return role_.load() == Role::Primary ? local_.access() : Access::Standby;
+}
+
+void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work) {
+  auto guard = in_flight_.lock(offset, length);
+  work();
 }
 
 int ReplicatedVolume::read(std::uint64_t offset, std::span<std::uint8_t> dst) {
@@ -68,6 +75,11 @@ void ReplicatedVolume::finish_on_peer(const std::shared_ptr<PeerOutcome>& outcom
 int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
   if (role_.load() != Role::Primary) return EROFS;
   auto guard = in_flight_.lock(offset, src.size());
+  // The extent is hot on disk before either replica changes, so that after a crash of this
+  // node the resync covers it whichever side the write reached.
+  if (activity_log_ != nullptr) {
+    if (int error = activity_log_->begin_write(offset, src.size()); error != 0) return error;
+  }
   // Protocol A returns before the peer answered: the link gets its own copy of the data.
   std::shared_ptr<std::vector<std::uint8_t>> copy;
   std::span<const std::uint8_t> to_peer = src;
@@ -81,6 +93,8 @@ int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> 
   });
   const int local_error = local_.write(offset, src, fua);
   finish_on_peer(outcome);
+  if (activity_log_ != nullptr) activity_log_->end_write(offset, src.size());
+  if (protocol_ != Protocol::C) peer_.write_completed();
   return local_error;
 }
 
@@ -94,12 +108,29 @@ int ReplicatedVolume::flush() {
 
 int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
   if (role_.load() != Role::Primary) return EROFS;
+  // A discard may span the whole volume; the activity log holds a bounded number of extents,
+  // so it goes in pieces.
+  constexpr std::uint64_t kPiece = 64ull << 20;
+  for (std::uint64_t done = 0; done < length;) {
+    const std::uint64_t piece = std::min(kPiece, length - done);
+    if (int error = discard_piece(offset + done, piece); error != 0) return error;
+    done += piece;
+  }
+  return 0;
+}
+
+int ReplicatedVolume::discard_piece(std::uint64_t offset, std::uint64_t length) {
   auto guard = in_flight_.lock(offset, length);
+  if (activity_log_ != nullptr) {
+    if (int error = activity_log_->begin_write(offset, length); error != 0) return error;
+  }
   auto outcome = start_on_peer(offset, length, [&](PeerChannel::Done done) {
     peer_.send_discard(offset, length, std::move(done));
   });
   const int local_error = local_.discard(offset, length);
   finish_on_peer(outcome);
+  if (activity_log_ != nullptr) activity_log_->end_write(offset, length);
+  if (protocol_ != Protocol::C) peer_.write_completed();
   return local_error;
 }
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "replication/activity_log.h"
 #include "replication/interval_lock.h"
 #include "replication/out_of_sync.h"
 #include "replication/peer_channel.h"
@@ -55,8 +56,18 @@ class ReplicatedVolume final : public Volume {
   int apply_peer_discard(std::uint64_t offset, std::uint64_t length);
   int apply_peer_flush();
 
+  // Runs `work` while no write or discard of this volume overlaps [offset, offset + length):
+  // the resync source reads a range and queues it for the peer inside, so that the peer sees
+  // the resync data and any later write to the range in the order they happened here.
+  void with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work);
+
+  // The activity log the primary's writes go through (see activity_log.h); none by default.
+  void set_activity_log(ActivityLog* activity_log) { activity_log_ = activity_log; }
+
   Role role() const { return role_.load(); }
   void set_role(Role role) { role_.store(role); }
+  // While a role change is under way, initiators get "transitioning" instead of I/O.
+  void set_transitioning(bool on) { transitioning_.store(on); }
   Protocol protocol() const { return protocol_; }
 
  private:
@@ -67,12 +78,15 @@ class ReplicatedVolume final : public Volume {
                                              const std::function<void(PeerChannel::Done)>& start);
   // Protocol B and C wait for the peer's answer; A does not.
   void finish_on_peer(const std::shared_ptr<PeerOutcome>& outcome);
+  int discard_piece(std::uint64_t offset, std::uint64_t length);
 
   Volume& local_;
   PeerChannel& peer_;
   OutOfSyncRecorder& out_of_sync_;
   const Protocol protocol_;
   std::atomic<Role> role_{Role::Secondary};
+  std::atomic<bool> transitioning_{false};
+  ActivityLog* activity_log_ = nullptr;
   IntervalLock in_flight_;
 };
 

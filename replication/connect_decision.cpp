@@ -1,0 +1,71 @@
+#include "replication/connect_decision.h"
+
+namespace freevsa::replication {
+
+namespace {
+bool is_source(SyncDecision d) { return d == SyncDecision::BecomeSyncSource || d == SyncDecision::FullSyncAsSource; }
+bool is_target(SyncDecision d) { return d == SyncDecision::BecomeSyncTarget || d == SyncDecision::FullSyncAsTarget; }
+
+SyncDecision mirror(SyncDecision d) {
+  switch (d) {
+    case SyncDecision::BecomeSyncSource: return SyncDecision::BecomeSyncTarget;
+    case SyncDecision::BecomeSyncTarget: return SyncDecision::BecomeSyncSource;
+    case SyncDecision::FullSyncAsSource: return SyncDecision::FullSyncAsTarget;
+    case SyncDecision::FullSyncAsTarget: return SyncDecision::FullSyncAsSource;
+    default: return d;
+  }
+}
+
+// The UpToDate side `good` against an Inconsistent `bad`: `d` as seen from `good`.
+SyncDecision source_over_inconsistent(SyncDecision d) {
+  if (is_source(d)) return d;
+  // Same generation: the inconsistent side is a resync target that stopped half way; its bitmap
+  // still names what it lacks.
+  if (d == SyncDecision::InSync) return SyncDecision::BecomeSyncSource;
+  return SyncDecision::FullSyncAsSource;
+}
+}  // namespace
+
+ConnectDecision decide_connect(const ConnectSide& local, const ConnectSide& peer, bool local_is_initial_primary) {
+  ConnectDecision out;
+  if (local.primary && peer.primary) {
+    out.refusal = "both nodes are primary: they may both have accepted writes; demote one (its changes are then "
+                  "overwritten by a resync from the other)";
+    out.split_brain = true;
+    return out;
+  }
+  const bool local_good = local.disk == DiskState::UpToDate;
+  const bool peer_good = peer.disk == DiskState::UpToDate;
+  const bool local_bad = local.disk == DiskState::Inconsistent || local.disk == DiskState::Diskless;
+  const bool peer_bad = peer.disk == DiskState::Inconsistent || peer.disk == DiskState::Diskless;
+  SyncDecision d = decide_sync(local.generations, peer.generations, local_is_initial_primary);
+  if (local_good && peer_bad) {
+    d = source_over_inconsistent(d);
+  } else if (peer_good && local_bad) {
+    d = mirror(source_over_inconsistent(mirror(d)));
+  } else if (local_bad && peer_bad && d != SyncDecision::FullSyncAsSource && d != SyncDecision::FullSyncAsTarget) {
+    out.refusal = "neither replica holds a complete copy of the volume (both are inconsistent)";
+    return out;
+  }
+  if (d == SyncDecision::SplitBrain) {
+    out.refusal = "split brain: both nodes wrote to the volume while they were apart; demote the node whose "
+                  "changes should be discarded, recreate its metadata (freevsa create-md --force) and restart it";
+    out.split_brain = true;
+    return out;
+  }
+  if (d == SyncDecision::Unrelated) {
+    out.refusal = "the two replicas never held the same data (unrelated generations); recreate the metadata of the "
+                  "replica to be overwritten (freevsa create-md --force)";
+    return out;
+  }
+  if ((local.primary && is_target(d)) || (peer.primary && is_source(d))) {
+    out.refusal = "the primary's data is older than its peer's (the secondary holds writes the primary lacks): "
+                  "split brain; demote the primary or discard the secondary's changes";
+    out.split_brain = true;
+    return out;
+  }
+  out.sync = d;
+  return out;
+}
+
+}  // namespace freevsa::replication
