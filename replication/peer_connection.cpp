@@ -1,0 +1,187 @@
+#include "replication/peer_connection.h"
+
+#include <fmt/format.h>
+
+namespace freevsa::replication {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+constexpr std::size_t kReadChunk = 256 * 1024;
+
+std::uint64_t monotonic_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+PeerConnection::PeerConnection(tcp::socket socket, KeepAlive keepalive)
+    : socket_(std::move(socket)),
+      keepalive_(keepalive),
+      read_buffer_(kReadChunk),
+      ping_timer_(socket_.get_executor()),
+      watchdog_(socket_.get_executor()) {
+  boost::system::error_code ec;
+  auto endpoint = socket_.remote_endpoint(ec);
+  remote_ = ec ? std::string("?") : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+PeerConnection::~PeerConnection() = default;
+
+void PeerConnection::start(MessageHandler on_message, CloseHandler on_close) {
+  set_handlers(std::move(on_message), std::move(on_close));
+  last_received_ = std::chrono::steady_clock::now();
+  read_more();
+  arm_ping();
+  arm_watchdog();
+}
+
+void PeerConnection::set_handlers(MessageHandler on_message, CloseHandler on_close) {
+  on_message_ = std::move(on_message);
+  on_close_ = std::move(on_close);
+}
+
+void PeerConnection::read_more() {
+  if (closed_) return;
+  socket_.async_read_some(asio::buffer(read_buffer_),
+                          [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
+                            if (self->closed_) return;
+                            if (ec) {
+                              self->fail(ec == asio::error::eof ? "the peer closed the connection" : ec.message());
+                              return;
+                            }
+                            self->on_read(bytes);
+                          });
+}
+
+void PeerConnection::on_read(std::size_t bytes) {
+  last_received_ = std::chrono::steady_clock::now();
+  reader_.append({read_buffer_.data(), bytes});
+  auto self = shared_from_this();  // a handler may close (and drop) the connection
+  while (!closed_) {
+    peer::FrameReader::Frame frame = reader_.next();
+    if (frame.status == peer::ScanResult::Status::NeedMore) break;
+    if (frame.status == peer::ScanResult::Status::Bad) {
+      fail(fmt::format("malformed frame from the peer: {}", peer::to_string(frame.error)));
+      return;
+    }
+    peer::Result<peer::Message> message = peer::decode_message(frame.header, frame.payload);
+    if (!message.ok()) {
+      fail(fmt::format("malformed {} message from the peer: {}",
+                       peer::to_string(static_cast<peer::MessageType>(frame.header.type)),
+                       peer::to_string(message.error)));
+      return;
+    }
+    // Keep-alive is answered here; everything else goes to the owner.
+    if (const auto* ping = std::get_if<peer::Ping>(&message.value)) {
+      send(peer::PingAck{ping->timestamp_ns}, frame.header.request_id);
+      continue;
+    }
+    if (const auto* ack = std::get_if<peer::PingAck>(&message.value)) {
+      round_trip_ms_ = static_cast<double>(monotonic_ns() - ack->timestamp_ns) / 1e6;
+      continue;
+    }
+    if (std::holds_alternative<peer::Ignored>(message.value)) continue;
+    if (on_message_) on_message_(frame.header, message.value);
+  }
+  read_more();
+}
+
+void PeerConnection::send(const peer::Message& message, std::uint64_t request_id) {
+  if (closed_ || closing_after_flush_) return;
+  peer::EncodeOptions options;
+  options.payload_crc = payload_crc_;
+  peer::Result<peer::OutgoingFrame> frame = peer::encode(message, request_id, options);
+  if (!frame.ok()) {
+    // Only a bug on our side produces an unencodable message; the link cannot carry on.
+    fail(fmt::format("cannot encode {}: {}", peer::to_string(peer::type_of(message)), peer::to_string(frame.error)));
+    return;
+  }
+  queue_.push_back(Outgoing{frame.value, nullptr});
+  if (!writing_) write_next();
+}
+
+void PeerConnection::hold_until_sent(std::shared_ptr<const void> owner) {
+  if (!queue_.empty()) queue_.back().owner = std::move(owner);
+}
+
+void PeerConnection::write_next() {
+  if (closed_) return;
+  if (queue_.empty()) {
+    writing_ = false;
+    if (closing_after_flush_) fail("closed");
+    return;
+  }
+  writing_ = true;
+  const Outgoing& out = queue_.front();
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(out.frame.head().data(), out.frame.head().size()),
+                                            asio::buffer(out.frame.tail.data(), out.frame.tail.size())};
+  asio::async_write(socket_, buffers, [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
+    if (self->closed_) return;
+    if (ec) {
+      self->fail(ec.message());
+      return;
+    }
+    self->bytes_sent_ += bytes;
+    self->queue_.pop_front();
+    self->write_next();
+  });
+}
+
+void PeerConnection::arm_ping() {
+  ping_timer_.expires_after(keepalive_.ping_interval);
+  ping_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_) return;
+    self->send(peer::Ping{monotonic_ns()});
+    self->arm_ping();
+  });
+}
+
+void PeerConnection::arm_watchdog() {
+  watchdog_.expires_after(keepalive_.timeout / 4);
+  watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_) return;
+    auto silent = std::chrono::steady_clock::now() - self->last_received_;
+    if (silent >= self->keepalive_.timeout) {
+      self->fail(fmt::format("the peer sent nothing for {} ms (keep-alive timeout)",
+                             std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()));
+      return;
+    }
+    self->arm_watchdog();
+  });
+}
+
+void PeerConnection::close(const std::string& reason, bool flush) {
+  if (closed_) return;
+  if (flush && writing_) {
+    closing_after_flush_ = true;
+    close_reason_ = reason;
+    // Bounded: a peer that does not read gets closed anyway.
+    watchdog_.expires_after(std::chrono::seconds(1));
+    watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->fail(self->close_reason_);
+    });
+    return;
+  }
+  close_reason_ = reason;
+  fail(reason);
+}
+
+void PeerConnection::fail(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  ping_timer_.cancel();
+  watchdog_.cancel();
+  queue_.clear();
+  CloseHandler handler = std::move(on_close_);
+  on_message_ = nullptr;
+  on_close_ = nullptr;
+  if (handler) handler(closing_after_flush_ ? close_reason_ : reason);
+}
+
+}  // namespace freevsa::replication

@@ -1,0 +1,96 @@
+// One TCP connection of the peer link: frames in, frames out, keep-alive. It knows nothing
+// about volumes or roles; the replicator that owns it gives meaning to the messages.
+//
+// Receiving: frames are decoded as they arrive and handed to the message handler, which must
+// copy whatever it keeps from spans in the message (they point into the receive buffer).
+// Sending: send() queues a frame; frames leave in the order they were queued. A Write's data
+// is borrowed until the frame was written, so the caller keeps it alive until its
+// acknowledgement (or the close) - the replication write path does.
+// Keep-alive: a Ping goes out every ping_interval while the connection is up; a connection on
+// which nothing arrived for `timeout` is closed ("peer silent"), which catches a peer that
+// stopped answering while TCP still looks fine.
+//
+// Threading: everything runs on the io_context's single thread, including the handlers. send()
+// and close() must be called on that thread too (post to it from elsewhere).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "replication/peer_protocol.h"
+#include "util/asio.h"
+
+namespace freevsa::replication {
+
+struct KeepAlive {
+  std::chrono::milliseconds ping_interval{500};
+  std::chrono::milliseconds timeout{2000};
+};
+
+class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
+ public:
+  using MessageHandler = std::function<void(const peer::FrameHeader&, const peer::Message&)>;
+  using CloseHandler = std::function<void(const std::string& reason)>;
+
+  PeerConnection(boost::asio::ip::tcp::socket socket, KeepAlive keepalive);
+  ~PeerConnection();
+
+  // Starts reading and pinging. Handlers may be replaced later (a listener hands the
+  // connection to the volume its Hello names).
+  void start(MessageHandler on_message, CloseHandler on_close);
+  void set_handlers(MessageHandler on_message, CloseHandler on_close);
+
+  // Queues a frame. Frames after the handshake carry payload CRCs only if both sides asked.
+  void send(const peer::Message& message, std::uint64_t request_id = 0);
+  // Keeps `owner` alive until the frame queued last has been written (a Write's data).
+  void hold_until_sent(std::shared_ptr<const void> owner);
+  void set_payload_crc(bool on) { payload_crc_ = on; }
+
+  // Closes once; the close handler runs (on the io thread) with `reason`. With `flush`, the
+  // frames queued so far (a Disconnect saying why) are written first, for at most a second.
+  void close(const std::string& reason, bool flush = false);
+  bool closed() const { return closed_; }
+
+  std::string remote() const { return remote_; }
+  // The round trip of the last answered ping; negative until one was answered.
+  double round_trip_ms() const { return round_trip_ms_; }
+  std::uint64_t bytes_sent() const { return bytes_sent_; }
+
+ private:
+  struct Outgoing {
+    peer::OutgoingFrame frame;
+    std::shared_ptr<const void> owner;
+  };
+  void read_more();
+  void on_read(std::size_t bytes);
+  void write_next();
+  void arm_ping();
+  void arm_watchdog();
+  void fail(const std::string& reason);
+
+  boost::asio::ip::tcp::socket socket_;
+  KeepAlive keepalive_;
+  std::string remote_;
+  MessageHandler on_message_;
+  CloseHandler on_close_;
+  peer::FrameReader reader_;
+  std::vector<std::uint8_t> read_buffer_;
+  std::deque<Outgoing> queue_;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool closing_after_flush_ = false;
+  std::string close_reason_;
+  bool payload_crc_ = true;
+  boost::asio::steady_timer ping_timer_;
+  boost::asio::steady_timer watchdog_;
+  std::chrono::steady_clock::time_point last_received_;
+  double round_trip_ms_ = -1;
+  std::uint64_t bytes_sent_ = 0;
+};
+
+}  // namespace freevsa::replication

@@ -1,0 +1,136 @@
+#include "replication/replication_manager.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "util/log.h"
+
+namespace freevsa::replication {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+ReplicationManager::ReplicationManager(std::size_t worker_threads, KeepAlive keepalive)
+    : work_(asio::make_work_guard(io_)), workers_(worker_threads), keepalive_(keepalive) {}
+
+ReplicationManager::~ReplicationManager() { stop(); }
+
+std::shared_ptr<Replicator> ReplicationManager::add(ReplicaSettings settings, Volume& data, MetadataStore& metadata) {
+  const std::string name = settings.volume_name;
+  auto replicator = std::make_shared<Replicator>(io_, workers_, std::move(settings), data, metadata);
+  replicators_.emplace(name, replicator);
+  return replicator;
+}
+
+void ReplicationManager::listen(const std::string& address, std::uint16_t port) {
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address, ec);
+  if (ec) throw std::runtime_error(fmt::format("replication address {}: {}", address, ec.message()));
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  const tcp::endpoint endpoint(ip, port);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot listen for peers on {}:{}: {}", address, port, ec.message()));
+  acceptor_ = std::move(acceptor);
+  util::log_info("replication: listening for peers on {}:{}", address, port);
+}
+
+void ReplicationManager::start() {
+  if (acceptor_) accept();
+  for (auto& [name, replicator] : replicators_) replicator->start();
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void ReplicationManager::accept() {
+  acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_) return;
+    if (!ec) {
+      auto connection = std::make_shared<PeerConnection>(std::move(socket), keepalive_);
+      std::weak_ptr<PeerConnection> weak = connection;
+      connection->start(
+          [this, weak](const peer::FrameHeader&, const peer::Message& message) {
+            if (auto c = weak.lock()) on_first_frame(c, message);
+          },
+          [](const std::string&) {});
+    }
+    accept();
+  });
+}
+
+void ReplicationManager::on_first_frame(const std::shared_ptr<PeerConnection>& connection,
+                                        const peer::Message& message) {
+  const auto* hello = std::get_if<peer::Hello>(&message);
+  if (hello == nullptr) {
+    connection->close("the first frame from a peer must be a Hello");
+    return;
+  }
+  std::shared_ptr<Replicator> replicator = find(hello->volume_name);
+  if (!replicator) {
+    const std::string reason = fmt::format("no volume named '{}' on this node", hello->volume_name);
+    util::log_warn("replication: refusing {} from {}: {}", hello->node_name, connection->remote(), reason);
+    connection->send(peer::Disconnect{peer::DisconnectCode::ConfigMismatch, reason});
+    connection->close(reason, true);
+    return;
+  }
+  replicator->adopt(connection, *hello);
+}
+
+void ReplicationManager::stop() {
+  if (stopped_ || !thread_.joinable()) return;
+  stopped_ = true;
+  asio::post(io_, [this] {
+    if (acceptor_) {
+      boost::system::error_code ignored;
+      acceptor_->close(ignored);
+    }
+  });
+  for (auto& [name, replicator] : replicators_) replicator->stop();
+  // Let the Disconnect frames go out (bounded by the connections' own flush limit).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  work_.reset();
+  io_.stop();
+  thread_.join();
+  workers_.shutdown();
+}
+
+std::shared_ptr<Replicator> ReplicationManager::find(const std::string& volume) const {
+  auto it = replicators_.find(volume);
+  return it == replicators_.end() ? nullptr : it->second;
+}
+
+std::vector<VolumeStatus> ReplicationManager::status() const {
+  std::vector<VolumeStatus> out;
+  for (const auto& [name, replicator] : replicators_) out.push_back(replicator->status());
+  return out;
+}
+
+namespace {
+CommandResult no_such_volume(const std::string& volume) {
+  return {false, 404, fmt::format("no replicated volume named '{}' on this node", volume), ""};
+}
+}  // namespace
+
+CommandResult ReplicationManager::promote(const std::string& volume, bool force) {
+  auto replicator = find(volume);
+  return replicator ? replicator->promote(force) : no_such_volume(volume);
+}
+
+CommandResult ReplicationManager::demote(const std::string& volume) {
+  auto replicator = find(volume);
+  return replicator ? replicator->demote() : no_such_volume(volume);
+}
+
+CommandResult ReplicationManager::verify(const std::string& volume) {
+  auto replicator = find(volume);
+  return replicator ? replicator->verify() : no_such_volume(volume);
+}
+
+CommandResult ReplicationManager::reconnect(const std::string& volume) {
+  auto replicator = find(volume);
+  return replicator ? replicator->reconnect() : no_such_volume(volume);
+}
+
+}  // namespace freevsa::replication

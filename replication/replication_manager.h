@@ -1,0 +1,53 @@
+// Every replicated volume of this node, the thread their links run on, and the listener the
+// peers connect to. The peer with the lower node id dials; the other accepts here and hands
+// the connection to the volume its Hello names.
+//
+// Threading: add() and listen() before start(); the rest is thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "replication/replication_status.h"
+#include "replication/replicator.h"
+#include "util/asio.h"
+#include "util/worker_pool.h"
+
+namespace freevsa::replication {
+
+class ReplicationManager final : public ReplicationControl {
+ public:
+  ReplicationManager(std::size_t worker_threads, KeepAlive keepalive);
+  ~ReplicationManager() override;
+
+  std::shared_ptr<Replicator> add(ReplicaSettings settings, Volume& data, MetadataStore& metadata);
+  // Throws std::runtime_error naming the address when it cannot listen (start-up edge).
+  void listen(const std::string& address, std::uint16_t port);
+  void start();
+  // Tells the peers, closes the links, leaves the metadata clean. Call after initiators stopped.
+  void stop();
+
+  std::vector<VolumeStatus> status() const override;
+  CommandResult promote(const std::string& volume, bool force) override;
+  CommandResult demote(const std::string& volume) override;
+  CommandResult verify(const std::string& volume) override;
+  CommandResult reconnect(const std::string& volume) override;
+
+ private:
+  void accept();
+  void on_first_frame(const std::shared_ptr<PeerConnection>& connection, const peer::Message& message);
+  std::shared_ptr<Replicator> find(const std::string& volume) const;
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  util::WorkerPool workers_;
+  KeepAlive keepalive_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::map<std::string, std::shared_ptr<Replicator>> replicators_;
+  std::thread thread_;
+  bool stopped_ = false;
+};
+
+}  // namespace freevsa::replication

@@ -1,0 +1,628 @@
+// The link lifecycle of a Replicator: connecting, the handshake, the sync decision, role
+// changes and status. Data replication is in replicator_data.cpp, resync and verify in
+// replicator_sync.cpp.
+#include "replication/replicator.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "replication/connect_decision.h"
+#include "replication/replicator_internal.h"
+#include "replication/replicator_sync_state.h"
+#include "util/log.h"
+
+namespace freevsa::replication {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaSettings settings, Volume& data,
+                       MetadataStore& metadata)
+    : io_(io),
+      workers_(workers),
+      settings_(std::move(settings)),
+      data_(data),
+      metadata_(metadata),
+      dial_timer_(io),
+      sync_timer_(io),
+      bitmap_flush_timer_(io) {
+  volume_ = std::make_unique<ReplicatedVolume>(data_, *this, *this, settings_.protocol);
+  next_request_id_ = settings_.node_id < settings_.peer_id ? 1 : 2;
+  volume_->set_activity_log(&metadata_.activity_log());
+}
+
+Replicator::~Replicator() = default;
+
+void Replicator::set_initial_role(Role role, bool resume_primary_with_peer) {
+  volume_->set_role(role);
+  resume_primary_ = resume_primary_with_peer && role == Role::Secondary;
+  if (role == Role::Primary) become_primary();
+}
+
+void Replicator::start() {
+  asio::post(io_, [self = shared_from_this()] {
+    self->phase_ = Phase::Connecting;
+    if (self->settings_.node_id < self->settings_.peer_id) self->dial();
+    self->arm_bitmap_flush();
+  });
+}
+
+void Replicator::arm_bitmap_flush() {
+  // The bitmap reaches the disk lazily (the activity log covers what it has not yet).
+  bitmap_flush_timer_.expires_after(std::chrono::seconds(1));
+  bitmap_flush_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->phase_ == Phase::Stopped) return;
+    self->workers_.post([self] {
+      if (int error = self->metadata_.bitmap_store().flush_dirty_pages(); error != 0)
+        util::log_error("{}: writing the dirty bitmap failed: {}", self->settings_.volume_name, std::strerror(error));
+    });
+    self->arm_bitmap_flush();
+  });
+}
+
+// ---- connecting
+
+void Replicator::dial() {
+  if (phase_ != Phase::Connecting || link_) return;
+  auto socket = std::make_shared<tcp::socket>(io_);
+  boost::system::error_code ec;
+  tcp::endpoint endpoint(asio::ip::make_address(settings_.peer_address, ec), settings_.peer_port);
+  if (ec) {
+    note_error(fmt::format("bad peer address {}: {}", settings_.peer_address, ec.message()));
+    return;
+  }
+  socket->async_connect(endpoint, [self = shared_from_this(), socket](boost::system::error_code error) {
+    if (self->phase_ != Phase::Connecting || self->link_) return;
+    if (error) {
+      self->note_error(fmt::format("cannot connect to {} at {}:{}: {}", self->settings_.peer_name,
+                                   self->settings_.peer_address, self->settings_.peer_port, error.message()));
+      self->schedule_dial();
+      return;
+    }
+    auto connection = std::make_shared<PeerConnection>(std::move(*socket), self->settings_.keepalive);
+    self->begin_handshake(connection);
+    connection->start([weak = std::weak_ptr<Replicator>(self)](const peer::FrameHeader& h, const peer::Message& m) {
+                        if (auto me = weak.lock()) me->on_message(h, m);
+                      },
+                      [weak = std::weak_ptr<Replicator>(self), connection](const std::string& reason) {
+                        if (auto me = weak.lock()) me->on_closed(connection, reason);
+                      });
+    self->link_->send(self->make_hello());
+    self->hello_sent_ = true;
+  });
+}
+
+void Replicator::schedule_dial() {
+  if (phase_ != Phase::Connecting || settings_.node_id > settings_.peer_id) return;
+  dial_timer_.expires_after(backoff_);
+  backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::seconds(5));
+  dial_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->dial();
+  });
+}
+
+void Replicator::adopt(std::shared_ptr<PeerConnection> connection, const peer::Hello& hello) {
+  if (phase_ == Phase::Stopped) {
+    connection->send(peer::Disconnect{peer::DisconnectCode::Shutdown, "node is stopping"});
+    connection->close("node is stopping", true);
+    return;
+  }
+  if (link_) {
+    // The peer dialled again: it lost the old connection (restart, network) before we noticed.
+    util::log_info("{}: {} connected again; dropping the previous connection", settings_.volume_name,
+                   settings_.peer_name);
+    drop_link("replaced by a new connection from the peer", peer::DisconnectCode::Unspecified);
+  }
+  phase_ = Phase::Connecting;
+  begin_handshake(connection);
+  connection->set_handlers(
+      [weak = weak_from_this()](const peer::FrameHeader& h, const peer::Message& m) {
+        if (auto me = weak.lock()) me->on_message(h, m);
+      },
+      [weak = weak_from_this(), connection](const std::string& reason) {
+        if (auto me = weak.lock()) me->on_closed(connection, reason);
+      });
+  link_->send(make_hello());
+  hello_sent_ = true;
+  on_hello(hello);
+}
+
+void Replicator::begin_handshake(std::shared_ptr<PeerConnection> connection) {
+  link_ = std::move(connection);
+  phase_ = Phase::Handshake;
+  peer_hello_.reset();
+  auth_.reset();
+  hello_sent_ = false;
+  bitmap_sent_ = false;
+  bitmap_received_ = false;
+}
+
+peer::Hello Replicator::make_hello() const {
+  const Superblock sb = metadata_.superblock();
+  peer::Hello hello;
+  hello.node_id = settings_.node_id;
+  hello.node_name = settings_.node_name;
+  hello.cluster_name = settings_.cluster_name;
+  hello.volume_name = settings_.volume_name;
+  hello.volume_uuid = sb.volume_uuid;
+  hello.size_bytes = data_.size_bytes();
+  hello.block_size = data_.block_size();
+  hello.disk_state = to_wire(sb.disk_state);
+  hello.role = to_wire(volume_->role());
+  hello.generations = sb.generations;
+  hello.config_hash = settings_.config_hash;
+  hello.feature_flags = peer::kFeaturePayloadCrc | peer::kFeatureDiscard | peer::kFeatureChecksumResync |
+                        peer::kFeatureOnlineVerify;
+  return hello;
+}
+
+// ---- handshake
+
+void Replicator::on_message(const peer::FrameHeader& header, const peer::Message& message) {
+  if (!link_) return;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, peer::Hello>) {
+          on_hello(m);
+        } else if constexpr (std::is_same_v<T, peer::AuthChallenge>) {
+          on_auth_challenge(m);
+        } else if constexpr (std::is_same_v<T, peer::AuthResponse>) {
+          on_auth_response(m);
+        } else if constexpr (std::is_same_v<T, peer::AuthResult>) {
+          on_auth_result(m);
+        } else if constexpr (std::is_same_v<T, peer::Disconnect>) {
+          const std::string reason = fmt::format("{} disconnected: {}", settings_.peer_name, m.reason);
+          util::log_warn("{}: {}", settings_.volume_name, reason);
+          note_error(reason);
+          drop_link(reason, std::nullopt);
+        } else if (phase_ != Phase::Up) {
+          drop_link(fmt::format("{} sent {} before the handshake finished", settings_.peer_name,
+                                peer::to_string(peer::type_of(message))),
+                    peer::DisconnectCode::ProtocolError);
+        } else if constexpr (std::is_same_v<T, peer::Write>) {
+          on_write(header, m);
+        } else if constexpr (std::is_same_v<T, peer::WriteAck>) {
+          complete_request(header.request_id, m.status);
+        } else if constexpr (std::is_same_v<T, peer::Discard>) {
+          on_discard(header, m);
+        } else if constexpr (std::is_same_v<T, peer::Flush>) {
+          on_flush(header);
+        } else if constexpr (std::is_same_v<T, peer::FlushAck>) {
+          complete_request(header.request_id, m.status);
+        } else if constexpr (std::is_same_v<T, peer::StateChange>) {
+          on_state_change(m);
+        } else if constexpr (std::is_same_v<T, peer::BitmapChunk>) {
+          on_bitmap_chunk(m);
+        } else if constexpr (std::is_same_v<T, peer::ResyncRequest>) {
+          on_resync_request(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ResyncData>) {
+          on_resync_data(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ChecksumRequest>) {
+          on_checksum_request(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ChecksumReply>) {
+          on_checksum_reply(header, m);
+        } else if constexpr (std::is_same_v<T, peer::VerifyDone>) {
+          on_verify_done(m);
+        }
+        // Barrier/BarrierAck: ordering travels in the Write epochs instead; nothing to do.
+      },
+      message);
+}
+
+void Replicator::on_hello(const peer::Hello& hello) {
+  if (phase_ != Phase::Handshake || peer_hello_) {
+    drop_link("unexpected Hello", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  // What can be checked before trust: that this is the volume and node we expect to talk to.
+  std::string refusal;
+  if (hello.cluster_name != settings_.cluster_name) {
+    refusal = fmt::format("the peer belongs to cluster '{}', this node to '{}'", hello.cluster_name,
+                          settings_.cluster_name);
+  } else if (hello.volume_name != settings_.volume_name) {
+    refusal = fmt::format("the peer offered volume '{}'", hello.volume_name);
+  } else if (hello.node_id != settings_.peer_id || hello.node_name != settings_.peer_name) {
+    refusal = fmt::format("the peer is node '{}' (id {}), but the configuration expects '{}' (id {}) here",
+                          hello.node_name, hello.node_id, settings_.peer_name, settings_.peer_id);
+  } else if (hello.protocol_max < peer::kProtocolVersionMin || hello.protocol_min > peer::kProtocolVersionMax) {
+    refusal = fmt::format("no common protocol version (peer {}..{}, this node {}..{})", hello.protocol_min,
+                          hello.protocol_max, peer::kProtocolVersionMin, peer::kProtocolVersionMax);
+  }
+  if (!refusal.empty()) {
+    refuse(refusal, peer::DisconnectCode::ConfigMismatch);
+    return;
+  }
+  peer_hello_ = hello;
+  auth_.emplace(settings_.secret, settings_.node_id, settings_.peer_id);
+  std::optional<peer::AuthChallenge> challenge = auth_->start();
+  if (!challenge) {
+    drop_link("no random bytes for the authentication challenge", peer::DisconnectCode::AuthFailed);
+    return;
+  }
+  link_->send(*challenge);
+}
+
+void Replicator::on_auth_challenge(const peer::AuthChallenge& challenge) {
+  if (!auth_) {
+    drop_link("authentication challenge before Hello", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  std::optional<peer::AuthResponse> response = auth_->answer(challenge);
+  if (!response) {
+    refuse(fmt::format("authentication of {} failed: {}", settings_.peer_name, auth_->failure()),
+           peer::DisconnectCode::AuthFailed);
+    return;
+  }
+  link_->send(*response);
+}
+
+void Replicator::on_auth_response(const peer::AuthResponse& response) {
+  if (!auth_) {
+    drop_link("authentication response before Hello", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  peer::AuthResult result = auth_->check(response);
+  link_->send(result);
+  if (!result.accepted) {
+    const std::string reason = fmt::format(
+        "{} failed authentication: its shared secret (cluster.secret) differs from this node's", settings_.peer_name);
+    util::log_error("{}: {}", settings_.volume_name, reason);
+    drop_link(reason, std::nullopt);
+    return;
+  }
+  if (auth_->complete()) after_authentication();
+}
+
+void Replicator::on_auth_result(const peer::AuthResult& result) {
+  if (!auth_) {
+    drop_link("authentication result before Hello", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  auth_->on_result(result);
+  if (!result.accepted) {
+    const std::string reason = fmt::format(
+        "{} refused this node's authentication: the shared secret (cluster.secret) differs between the nodes",
+        settings_.peer_name);
+    util::log_error("{}: {}", settings_.volume_name, reason);
+    note_error(reason);
+    drop_link(reason, std::nullopt);
+    return;
+  }
+  if (auth_->complete()) after_authentication();
+}
+
+void Replicator::after_authentication() {
+  const peer::Hello& hello = *peer_hello_;
+  const Superblock sb = metadata_.superblock();
+  if (hello.config_hash != settings_.config_hash) {
+    refuse(fmt::format("the configuration differs between this node and {} (configuration hash {} here, {} there): "
+                       "the nodes' copies of the configuration file disagree on a shared setting (see "
+                       "`freevsa check-config` on both)",
+                       settings_.peer_name, hex(settings_.config_hash), hex(hello.config_hash)),
+           peer::DisconnectCode::ConfigMismatch);
+    return;
+  }
+  if (hello.size_bytes != data_.size_bytes() || hello.block_size != data_.block_size()) {
+    refuse(fmt::format("size mismatch: this node's replica holds {} bytes in {}-byte blocks, {}'s holds {} bytes "
+                       "in {}-byte blocks",
+                       data_.size_bytes(), data_.block_size(), settings_.peer_name, hello.size_bytes,
+                       hello.block_size),
+           peer::DisconnectCode::ConfigMismatch);
+    return;
+  }
+  if (hello.volume_uuid != sb.volume_uuid) {
+    refuse(fmt::format("volume UUID mismatch: this node's metadata says {}, {}'s says {}: the replicas belong to "
+                       "different volumes (recreate one side's metadata with `freevsa create-md` to make it a new "
+                       "replica of the other)",
+                       to_string(sb.volume_uuid), settings_.peer_name, to_string(hello.volume_uuid)),
+           peer::DisconnectCode::Unrelated);
+    return;
+  }
+  peer_role_ = hello.role;
+  peer_disk_ = hello.disk_state;
+  peer_generations_ = hello.generations;
+  link_->set_payload_crc((hello.feature_flags & peer::kFeaturePayloadCrc) != 0);
+
+  const ConnectDecision decision =
+      decide_connect(ConnectSide{sb.generations, sb.disk_state, volume_->role() == Role::Primary},
+                     ConnectSide{hello.generations, to_disk_state(peer_disk_), peer_role_ == peer::Role::Primary},
+                     settings_.initial_primary);
+  if (!decision.refusal.empty()) {
+    refuse(decision.refusal, decision.split_brain ? peer::DisconnectCode::SplitBrain : peer::DisconnectCode::Unrelated);
+    return;
+  }
+  decision_ = decision.sync;
+  if (decision_ == SyncDecision::FullSyncAsSource && sb.disk_state != DiskState::UpToDate) {
+    // Two new replicas, neither complete: the initial primary's data is the volume's.
+    update_metadata([](Superblock& s) { s.disk_state = DiskState::UpToDate; });
+  }
+  if (peer_role_ == peer::Role::Primary) resume_primary_ = false;
+  phase_ = Phase::Up;
+  backoff_ = std::chrono::milliseconds(200);
+  last_error_.clear();
+  util::log_info("{}: connected to {} ({}): {}; peer is {} with a {} disk", settings_.volume_name, settings_.peer_name,
+                 link_->remote(), to_string(decision_), peer_role_ == peer::Role::Primary ? "primary" : "secondary",
+                 to_string(to_disk_state(peer_disk_)));
+  // The peer takes writes from now on: whatever it misses until the bitmaps are merged is in
+  // one of the two bitmaps.
+  replicating_.store(peer_disk_ != peer::DiskState::Diskless);
+  send_bitmap();
+}
+
+void Replicator::refuse(const std::string& reason, peer::DisconnectCode code) {
+  util::log_error("{}: refusing {}: {}", settings_.volume_name, settings_.peer_name, reason);
+  note_error(reason);
+  drop_link(reason, code);
+}
+
+void Replicator::drop_link(const std::string& reason, std::optional<peer::DisconnectCode> tell_peer) {
+  if (!link_) return;
+  std::shared_ptr<PeerConnection> connection = link_;
+  if (tell_peer) connection->send(peer::Disconnect{*tell_peer, reason.substr(0, peer::kMaxReasonLength)});
+  // Queued writes borrow their data from requests that fail below: with any in flight, the
+  // socket closes at once instead of flushing (the peer then just sees the connection end).
+  const bool flush = pending_.empty();
+  link_.reset();
+  connection->close(reason, flush);  // its close handler finds no link of its own and does nothing
+  link_down(reason);
+}
+
+void Replicator::on_closed(const std::shared_ptr<PeerConnection>& connection, const std::string& reason) {
+  if (connection == link_) link_down(reason);
+}
+
+void Replicator::link_down(const std::string& reason) {
+  const bool was_up = phase_ == Phase::Up;
+  link_.reset();
+  replicating_.store(false);
+  fail_pending(ECONNRESET);
+  receive_order_.clear();
+  reset_sync_state();
+  if (was_up) {
+    util::log_warn("{}: lost the connection to {}: {}", settings_.volume_name, settings_.peer_name, reason);
+    if (volume_->role() == Role::Primary) {
+      // The peer misses every write from now on; remember that its disk is behind.
+      update_metadata([](Superblock& sb) { sb.set(metadata_flag::kPeerOutdated, true); });
+    }
+    peer_disk_ = peer::DiskState::Outdated;
+  }
+  if (last_error_.empty() || was_up) note_error(reason);
+  if (phase_ == Phase::Stopped) return;
+  phase_ = Phase::Connecting;
+  schedule_dial();
+}
+
+void Replicator::note_error(const std::string& error) {
+  if (error != last_error_) util::log_debug("{}: {}", settings_.volume_name, error);
+  last_error_ = error;
+}
+
+void Replicator::on_state_change(const peer::StateChange& change) {
+  const bool peer_was_primary = peer_role_ == peer::Role::Primary;
+  const peer::DiskState peer_disk_before = peer_disk_;
+  peer_role_ = change.role;
+  peer_disk_ = change.disk_state;
+  peer_generations_ = change.generations;
+  if (peer_role_ == peer::Role::Primary && volume_->role() == Role::Primary) {
+    // Never two primaries: the promotion checks make this unreachable; if it happens anyway,
+    // stop replicating rather than let two writers meet.
+    drop_link("both nodes are primary", peer::DisconnectCode::SplitBrain);
+    return;
+  }
+  if (peer_was_primary != (peer_role_ == peer::Role::Primary)) {
+    util::log_info("{}: {} is now {}{}", settings_.volume_name, settings_.peer_name,
+                   peer_role_ == peer::Role::Primary ? "primary" : "secondary",
+                   change.reason.empty() ? "" : " (" + change.reason + ")");
+  }
+  if (sync_role_ == SyncRole::Source && peer_disk_ == peer::DiskState::UpToDate &&
+      peer_disk_before != peer::DiskState::UpToDate) {
+    finish_sync_source();
+  }
+  if (peer_role_ == peer::Role::Secondary && peer_was_primary) maybe_resume_primary();
+}
+
+void Replicator::send_state(const std::string& reason) {
+  if (!link_ || phase_ != Phase::Up) return;
+  const Superblock sb = metadata_.superblock();
+  link_->send(peer::StateChange{to_wire(volume_->role()), to_wire(sb.disk_state), sb.generations,
+                                reason.substr(0, peer::kMaxReasonLength)});
+}
+
+int Replicator::update_metadata(const std::function<void(Superblock&)>& change) {
+  const int error = metadata_.update_superblock(change);
+  if (error != 0) {
+    util::log_error("{}: writing the metadata superblock failed: {}", settings_.volume_name, std::strerror(error));
+  }
+  return error;
+}
+
+// ---- roles
+
+void Replicator::become_primary() {
+  update_metadata([](Superblock& sb) {
+    sb.set(metadata_flag::kWasPrimary, true);
+    sb.set(metadata_flag::kCrashedPrimary, true);
+    sb.set(metadata_flag::kPrimaryAtStop, false);
+  });
+  volume_->set_role(Role::Primary);
+  resume_primary_ = false;
+}
+
+void Replicator::maybe_resume_primary() {
+  if (!resume_primary_ || phase_ != Phase::Up || volume_->role() == Role::Primary) return;
+  if (peer_role_ != peer::Role::Secondary) return;
+  if (sync_role_ == SyncRole::Target || metadata_.superblock().disk_state != DiskState::UpToDate) return;
+  util::log_info("{}: was primary when it stopped and {} is secondary: taking the primary role back",
+                 settings_.volume_name, settings_.peer_name);
+  become_primary();
+  send_state("primary again after restart");
+  if (metadata_.bitmap().count_dirty_bits() > 0) start_source_and_share_bitmap();
+}
+
+CommandResult Replicator::promote(bool force) {
+  return on_io_thread([&]() -> CommandResult {
+    if (volume_->role() == Role::Primary) return {true, 200, fmt::format("{} is already primary here", settings_.volume_name), ""};
+    if (phase_ == Phase::Up && peer_role_ == peer::Role::Primary) {
+      return {false, 409,
+              fmt::format("refused: {} is primary on {}; demote it there first (two primaries would let the "
+                          "replicas diverge)",
+                          settings_.volume_name, settings_.peer_name),
+              ""};
+    }
+    const Superblock sb = metadata_.superblock();
+    std::string warning;
+    if (sb.disk_state != DiskState::UpToDate || sync_role_ == SyncRole::Target) {
+      const std::string what = fmt::format(
+          "this node's replica of {} is {}{}: {} of it may be older than {}'s, and writes that only {} has would be "
+          "lost when the nodes reconnect",
+          settings_.volume_name, to_string(sb.disk_state), sync_role_ == SyncRole::Target ? " (resync running)" : "",
+          human_bytes(metadata_.bitmap().count_dirty_bytes()), settings_.peer_name, settings_.peer_name);
+      if (!force) return {false, 409, "refused: " + what + "; add --force to promote anyway", ""};
+      warning = "forced: " + what;
+      util::log_warn("{}: promote {}", settings_.volume_name, warning);
+      update_metadata([](Superblock& s) { s.disk_state = DiskState::UpToDate; });
+      if (sync_role_ == SyncRole::Target) drop_link("promoted by force during resync", peer::DisconnectCode::Administrative);
+    }
+    become_primary();
+    util::log_info("{}: promoted to primary{}", settings_.volume_name, phase_ == Phase::Up ? "" : " (peer not connected)");
+    send_state("promoted");
+    if (metadata_.bitmap().count_dirty_bits() > 0) start_source_and_share_bitmap();
+    return {true, 200,
+            fmt::format("{} is primary on {}{}", settings_.volume_name, settings_.node_name,
+                        phase_ == Phase::Up ? "" : fmt::format(" ({} not connected: its replica is now behind)", settings_.peer_name)),
+            warning};
+  });
+}
+
+CommandResult Replicator::demote() {
+  if (volume_->role() != Role::Primary) {
+    return {true, 200, fmt::format("{} is already secondary here", settings_.volume_name), ""};
+  }
+  // Initiators see "transitioning" while the writes in flight finish; then "standby".
+  volume_->set_transitioning(true);
+  volume_->set_role(Role::Secondary);
+  // A write that already passed the role check completes normally; flushing here makes
+  // everything acknowledged durable before the peer may take over.
+  const int flush_error = data_.flush();
+  volume_->set_transitioning(false);
+  return on_io_thread([&]() -> CommandResult {
+    update_metadata([](Superblock& sb) { sb.set(metadata_flag::kCrashedPrimary, false); });
+    resume_primary_ = false;
+    util::log_info("{}: demoted to secondary", settings_.volume_name);
+    send_state("demoted");
+    if (flush_error != 0) {
+      return {true, 200, fmt::format("{} is secondary on {} (flushing the local disk failed: {})", settings_.volume_name,
+                                     settings_.node_name, std::strerror(flush_error)), ""};
+    }
+    return {true, 200, fmt::format("{} is secondary on {}", settings_.volume_name, settings_.node_name), ""};
+  });
+}
+
+CommandResult Replicator::reconnect() {
+  return on_io_thread([&]() -> CommandResult {
+    if (!link_) {
+      dial_timer_.cancel();
+      backoff_ = std::chrono::milliseconds(200);
+      if (settings_.node_id < settings_.peer_id) dial();
+      return {true, 200, fmt::format("{}: connecting to {}", settings_.volume_name, settings_.peer_name), ""};
+    }
+    drop_link("reconnect requested by the administrator", peer::DisconnectCode::Administrative);
+    return {true, 200, fmt::format("{}: connection to {} dropped; reconnecting", settings_.volume_name, settings_.peer_name), ""};
+  });
+}
+
+void Replicator::stop() {
+  on_io_thread([&] {
+    phase_ = Phase::Stopped;
+    dial_timer_.cancel();
+    sync_timer_.cancel();
+    bitmap_flush_timer_.cancel();
+    drop_link("this node is stopping", peer::DisconnectCode::Shutdown);
+    return 0;
+  });
+  const bool primary = volume_->role() == Role::Primary;
+  update_metadata([primary](Superblock& sb) { sb.set(metadata_flag::kPrimaryAtStop, primary); });
+  if (int error = metadata_.close_clean(); error != 0) {
+    util::log_error("{}: closing the metadata cleanly failed: {} (the next start replays the activity log)",
+                    settings_.volume_name, std::strerror(error));
+  }
+}
+
+// ---- status
+
+VolumeStatus Replicator::status() {
+  return on_io_thread([&] { return status_on_io_thread(); });
+}
+
+VolumeStatus Replicator::status_on_io_thread() {
+  const Superblock sb = metadata_.superblock();
+  VolumeStatus st;
+  st.name = settings_.volume_name;
+  st.role = volume_->role() == Role::Primary ? "primary" : "secondary";
+  if (volume_->role() != Role::Primary && resume_primary_) st.role = "secondary (resumes primary when the peer is back)";
+  st.disk_state = to_string(sb.disk_state);
+  st.protocol = settings_.protocol == Protocol::A ? 'A' : settings_.protocol == Protocol::B ? 'B' : 'C';
+  st.protocol_meaning = settings_.protocol == Protocol::C   ? "a write completes when both disks have it"
+                        : settings_.protocol == Protocol::B ? "a write completes when the peer received it"
+                                                            : "a write completes when it was sent to the peer";
+  st.size_bytes = data_.size_bytes();
+  st.out_of_sync_bytes = metadata_.bitmap().count_dirty_bytes();
+  st.volume_uuid = to_string(sb.volume_uuid);
+  st.generation = fmt::format("{:016x}", sb.generations.current);
+  st.backing = settings_.backing_path;
+  st.writes_replicated = writes_replicated_.load();
+  st.bytes_resynced = bytes_resynced_.load();
+
+  PeerStatus ps;
+  ps.node = settings_.peer_name;
+  ps.address = fmt::format("{}:{}", settings_.peer_address, settings_.peer_port);
+  ps.last_error = last_error_;
+  if (phase_ == Phase::Up) {
+    ps.role = peer_role_ == peer::Role::Primary ? "primary" : "secondary";
+    ps.disk_state = to_string(to_disk_state(peer_disk_));
+    if (link_ && link_->round_trip_ms() >= 0) ps.round_trip_ms = link_->round_trip_ms();
+    ps.connection = sync_role_ == SyncRole::Source   ? ConnectionState::SyncSource
+                    : sync_role_ == SyncRole::Target ? ConnectionState::SyncTarget
+                    : verify_ && verify_->driver     ? ConnectionState::VerifySource
+                    : verify_                        ? ConnectionState::VerifyTarget
+                                                     : ConnectionState::Connected;
+    ps.last_error.clear();
+  } else {
+    ps.role = "unknown";
+    ps.disk_state = sb.has(metadata_flag::kPeerOutdated) ? "Outdated" : "unknown";
+    ps.connection = phase_ == Phase::Stopped ? ConnectionState::StandAlone : ConnectionState::Connecting;
+  }
+  st.peers.push_back(ps);
+
+  if (resync_) {
+    SyncProgress sp;
+    sp.full = resync_->full;
+    sp.total_bytes = resync_->total;
+    sp.done_bytes = sync_role_ == SyncRole::Source ? resync_->done : resync_->done;
+    // The bitmap is the truth about what is left; the total only grows if writes failed.
+    const std::uint64_t left = st.out_of_sync_bytes;
+    sp.total_bytes = std::max(sp.total_bytes, sp.done_bytes + left);
+    sp.skipped_bytes = resync_->skipped;
+    sp.bytes_per_second = resync_->throughput.bytes_per_second();
+    if (sp.bytes_per_second > 0) sp.eta_seconds = static_cast<double>(left) / sp.bytes_per_second;
+    st.sync = sp;
+  }
+  st.verify = last_verify_;
+  if (verify_ && verify_->driver) {
+    st.verify.running = true;
+    st.verify.total_bytes = data_.size_bytes();
+    st.verify.checked_bytes = verify_->checked;
+    st.verify.out_of_sync_bytes = verify_->out_of_sync;
+    st.verify.bytes_per_second = verify_->throughput.bytes_per_second();
+    if (st.verify.bytes_per_second > 0) {
+      st.verify.eta_seconds = static_cast<double>(data_.size_bytes() - verify_->checked) / st.verify.bytes_per_second;
+    }
+  } else if (st.verify.checked_bytes > 0) {
+    st.verify.total_bytes = data_.size_bytes();
+  }
+  return st;
+}
+
+}  // namespace freevsa::replication

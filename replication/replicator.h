@@ -1,0 +1,231 @@
+// One replicated volume on this node and its link to the peer that holds the other replica:
+// the connection state machine (DESIGN.md, "Replication semantics").
+//
+//   Connecting --(TCP up)--> handshake: Hello both ways (cluster, volume, node ids), then
+//   HMAC authentication, then the checks that need trust (configuration hash, volume UUID and
+//   size, roles) and the sync decision from the generation identifiers --> Connected: both
+//   send their dirty bitmap; each merges the other's. Then, as decided, this node is
+//   SyncSource (serves resync requests), SyncTarget (pulls every block the merged bitmap names,
+//   then becomes UpToDate and takes the source's generation) or just Connected.
+//   Any error or a silent peer closes the link --> Connecting again (with backoff).
+//
+// While the link is up and the peer's disk takes writes, the write path (ReplicatedVolume)
+// sends every application write to it; otherwise the writes land in the dirty bitmap, and the
+// first such write starts a new generation (persisted before the write completes), so that the
+// next connect knows this node holds data the peer lacks.
+//
+// Roles: promote()/demote() by hand. A node that was primary when it stopped (or crashed)
+// comes back secondary and takes the primary role back by itself only once it has met its peer
+// and found it secondary - never alone, which could make two primaries.
+//
+// Threading: the link state lives on the io_context's thread (one thread). The PeerChannel
+// methods are called by worker threads and post to it; control calls (status, promote, ...)
+// post and wait. Disk I/O for the link (applying writes, resync reads) runs on the worker pool.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "replication/metadata_store.h"
+#include "replication/peer_auth.h"
+#include "replication/peer_channel.h"
+#include "replication/peer_connection.h"
+#include "replication/peer_protocol.h"
+#include "replication/receive_order.h"
+#include "replication/replicated_volume.h"
+#include "replication/replication_status.h"
+#include "util/asio.h"
+#include "util/worker_pool.h"
+
+namespace freevsa::replication {
+
+struct ReplicaSettings {
+  std::string cluster_name;
+  std::string volume_name;
+  std::string node_name;
+  std::uint32_t node_id = 0;
+  std::string peer_name;
+  std::uint32_t peer_id = 0;
+  std::string peer_address;  // IP literal
+  std::uint16_t peer_port = peer::kDefaultPort;
+  std::string secret;
+  KeepAlive keepalive;
+  Protocol protocol = Protocol::C;
+  std::array<std::uint8_t, 32> config_hash{};
+  bool initial_primary = false;
+  // Resync: a fixed rate, or adaptive between min and max (min while application writes flow).
+  bool resync_adaptive = true;
+  std::uint64_t resync_rate = 0;
+  std::uint64_t resync_min_rate = 10ull << 20;
+  std::uint64_t resync_max_rate = 1ull << 30;
+  bool resync_checksum = false;
+  std::uint64_t verify_rate = 100ull << 20;
+  peer::DigestAlgorithm verify_algorithm = peer::DigestAlgorithm::Crc32c;
+  std::string backing_path;  // for status
+};
+
+class Replicator final : public PeerChannel, public OutOfSyncRecorder, public std::enable_shared_from_this<Replicator> {
+ public:
+  // `data` is the local replica's data area, `metadata` its opened metadata; both outlive this.
+  Replicator(boost::asio::io_context& io, util::WorkerPool& workers, ReplicaSettings settings, Volume& data,
+             MetadataStore& metadata);
+  ~Replicator() override;
+
+  // What the LUN serves.
+  ReplicatedVolume& volume() { return *volume_; }
+  const ReplicaSettings& settings() const { return settings_; }
+
+  // Start-up role (before start()): primary for a first start as initial primary; `resume`
+  // marks a node that was primary when it went down (see above).
+  void set_initial_role(Role role, bool resume_primary_with_peer);
+  // Begins connecting (this node dials when its id is the lower one; the other accepts).
+  void start();
+  // Called on the io thread by the listener with a connection whose first frame was a Hello
+  // for this volume.
+  void adopt(std::shared_ptr<PeerConnection> connection, const peer::Hello& hello);
+  // Clean stop: tells the peer, closes the link, makes the metadata clean. Blocks.
+  void stop();
+
+  // Control (any thread; they wait for the io thread).
+  VolumeStatus status();
+  CommandResult promote(bool force);
+  CommandResult demote();
+  CommandResult verify();
+  CommandResult reconnect();
+
+  // PeerChannel (worker threads).
+  bool connected() const override { return replicating_.load(); }
+  void send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) override;
+  void send_flush(Done done) override;
+  void send_discard(std::uint64_t offset, std::uint64_t length, Done done) override;
+  void write_completed() override { epoch_.fetch_add(1); }
+
+  // OutOfSyncRecorder (worker threads): the bitmap, after a new generation is on disk.
+  void mark_out_of_sync(std::uint64_t offset, std::uint64_t length) override;
+
+ private:
+  enum class Phase { Idle, Connecting, Handshake, Up, Stopped };
+  enum class SyncRole { None, Source, Target };
+  struct Pending {
+    Done done;
+  };
+  struct ResyncProgress;
+  struct VerifyRun;
+
+  // --- link lifecycle (replicator.cpp)
+  void dial();
+  void schedule_dial();
+  void begin_handshake(std::shared_ptr<PeerConnection> connection);
+  void on_message(const peer::FrameHeader& header, const peer::Message& message);
+  void on_closed(const std::shared_ptr<PeerConnection>& connection, const std::string& reason);
+  // Ends the current link now (pending requests fail, state resets, reconnecting starts);
+  // with `tell_peer`, a Disconnect saying why goes out first.
+  void drop_link(const std::string& reason, std::optional<peer::DisconnectCode> tell_peer);
+  void link_down(const std::string& reason);
+  // Logs why the peer is not accepted, tells it, drops the link.
+  void refuse(const std::string& reason, peer::DisconnectCode code);
+  void arm_bitmap_flush();
+  VolumeStatus status_on_io_thread();
+  void on_hello(const peer::Hello& hello);
+  void on_auth_challenge(const peer::AuthChallenge& challenge);
+  void on_auth_response(const peer::AuthResponse& response);
+  void on_auth_result(const peer::AuthResult& result);
+  void after_authentication();
+  void on_state_change(const peer::StateChange& change);
+  peer::Hello make_hello() const;
+  void send_state(const std::string& reason);
+  void note_error(const std::string& error);
+  // Runs `work` on the io thread and waits for its result.
+  template <typename F>
+  auto on_io_thread(F work) -> decltype(work()) {
+    std::packaged_task<decltype(work())()> task(std::move(work));
+    auto result = task.get_future();
+    boost::asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
+  int update_metadata(const std::function<void(Superblock&)>& change);
+  void become_primary();
+  void maybe_resume_primary();
+
+  // --- replication of application I/O (replicator_data.cpp)
+  void send_request(peer::Message message, Done done, std::shared_ptr<const void> owner = nullptr);
+  void fail_pending(int error);
+  void complete_request(std::uint64_t id, int status);
+  void on_write(const peer::FrameHeader& header, const peer::Write& write);
+  void on_discard(const peer::FrameHeader& header, const peer::Discard& discard);
+  void on_flush(const peer::FrameHeader& header);
+  void ensure_new_generation();
+
+  // --- resync and verify (replicator_sync.cpp)
+  void send_bitmap();
+  void on_bitmap_chunk(const peer::BitmapChunk& chunk);
+  void start_sync_after_exchange();
+  void start_sync_target();
+  void start_source_and_share_bitmap();
+  void pump_resync();
+  void request_resync_range(std::uint64_t offset, std::uint32_t length);
+  void on_resync_request(const peer::FrameHeader& header, const peer::ResyncRequest& request);
+  void on_resync_data(const peer::FrameHeader& header, const peer::ResyncData& data);
+  void on_resync_acked(std::uint64_t offset, std::uint64_t length, int status);
+  void finish_sync_target();
+  void finish_sync_source();
+  std::uint64_t resync_rate_now() const;
+  void pump_verify();
+  void on_checksum_request(const peer::FrameHeader& header, const peer::ChecksumRequest& request);
+  void on_checksum_reply(const peer::FrameHeader& header, const peer::ChecksumReply& reply);
+  void on_verify_done(const peer::VerifyDone& done);
+  void finish_verify(int status);
+  void reset_sync_state();
+
+  boost::asio::io_context& io_;
+  util::WorkerPool& workers_;
+  const ReplicaSettings settings_;
+  Volume& data_;
+  MetadataStore& metadata_;
+  std::unique_ptr<ReplicatedVolume> volume_;
+
+  // Shared with worker threads.
+  std::atomic<bool> replicating_{false};
+  std::atomic<std::uint64_t> epoch_{0};
+  std::mutex generation_mutex_;
+  std::atomic<std::uint64_t> writes_replicated_{0};
+  std::atomic<std::uint64_t> bytes_resynced_{0};
+
+  // io thread only.
+  Phase phase_ = Phase::Idle;
+  std::shared_ptr<PeerConnection> link_;
+  std::optional<peer::Hello> peer_hello_;
+  std::optional<peer::PeerAuthenticator> auth_;
+  bool hello_sent_ = false;
+  peer::Role peer_role_ = peer::Role::Secondary;
+  peer::DiskState peer_disk_ = peer::DiskState::Diskless;
+  Generations peer_generations_;
+  SyncDecision decision_ = SyncDecision::InSync;
+  SyncRole sync_role_ = SyncRole::None;
+  bool bitmap_sent_ = false;
+  bool bitmap_received_ = false;
+  bool resume_primary_ = false;
+  std::string last_error_;
+  std::map<std::uint64_t, Pending> pending_;
+  // Our request ids have one parity (odd on the node with the lower id), the peer's the other,
+  // so an acknowledgement names its request unambiguously.
+  std::uint64_t next_request_id_ = 1;
+  ReceiveOrder receive_order_;
+  boost::asio::steady_timer dial_timer_;
+  boost::asio::steady_timer sync_timer_;
+  boost::asio::steady_timer bitmap_flush_timer_;
+  std::chrono::milliseconds backoff_{200};
+  std::unique_ptr<ResyncProgress> resync_;
+  std::unique_ptr<VerifyRun> verify_;
+  VerifyProgress last_verify_;
+  std::chrono::steady_clock::time_point last_app_write_{};
+};
+
+}  // namespace freevsa::replication

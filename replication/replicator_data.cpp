@@ -1,0 +1,211 @@
+// Replication of application I/O: the primary's side (PeerChannel: send, wait for the
+// acknowledgement) and the secondary's (apply in order, acknowledge).
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "replication/replicator.h"
+#include "replication/replicator_sync_state.h"
+#include "replication/replicator_internal.h"
+#include "util/aligned_buffer.h"
+#include "util/log.h"
+
+namespace freevsa::replication {
+
+namespace asio = boost::asio;
+
+namespace {
+std::uint64_t random_generation() {
+  std::uint64_t value = 0;
+  while (value == 0 || value == kFreshAndEmpty) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof value) != 1) {
+      value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) * 0x9e3779b97f4a7c15ull;
+    }
+  }
+  return value;
+}
+
+// Completes the caller's Done once every piece of a request answered; the first error wins.
+struct Gather {
+  PeerChannel::Done done;
+  std::size_t remaining;
+  int error = 0;
+  void piece_done(int piece_error) {
+    if (error == 0) error = piece_error;
+    if (--remaining == 0) done(error);
+  }
+};
+}  // namespace
+
+// ---- primary: sending
+
+void Replicator::send_request(peer::Message message, Done done, std::shared_ptr<const void> owner) {
+  if (!link_ || phase_ != Phase::Up) {
+    done(ECONNRESET);
+    return;
+  }
+  const std::uint64_t id = next_request_id_;
+  next_request_id_ += 2;
+  pending_.emplace(id, Pending{std::move(done)});
+  link_->send(message, id);
+  if (owner) link_->hold_until_sent(std::move(owner));
+}
+
+void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) {
+  asio::post(io_, [self = shared_from_this(), offset, data, fua, done = std::move(done)]() mutable {
+    if (!self->replicating_.load() || !self->link_) {
+      done(ECONNRESET);
+      return;
+    }
+    // A frame carries at most kMaxDataLength; longer writes go in pieces, answered together.
+    const std::size_t pieces = (data.size() + peer::kMaxDataLength - 1) / peer::kMaxDataLength;
+    auto gather = std::make_shared<Gather>(Gather{std::move(done), pieces});
+    const std::uint64_t epoch = self->epoch_.load();
+    for (std::size_t sent = 0; sent < data.size(); sent += peer::kMaxDataLength) {
+      const std::size_t length = std::min<std::size_t>(peer::kMaxDataLength, data.size() - sent);
+      peer::Write write{offset + sent, fua ? peer::kWriteFua : 0u, epoch, data.subspan(sent, length)};
+      self->send_request(write, [gather](int error) { gather->piece_done(error); });
+    }
+    self->writes_replicated_.fetch_add(1);
+  });
+}
+
+void Replicator::send_flush(Done done) {
+  asio::post(io_, [self = shared_from_this(), done = std::move(done)]() mutable {
+    if (!self->replicating_.load()) {
+      done(ECONNRESET);
+      return;
+    }
+    self->send_request(peer::Flush{}, std::move(done));
+  });
+}
+
+void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done done) {
+  asio::post(io_, [self = shared_from_this(), offset, length, done = std::move(done)]() mutable {
+    if (!self->replicating_.load()) {
+      done(ECONNRESET);
+      return;
+    }
+    self->send_request(peer::Discard{offset, length, self->epoch_.load()}, std::move(done));
+  });
+}
+
+void Replicator::complete_request(std::uint64_t id, int status) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) {
+    // Not one of ours: the peer's request ids have the other parity. A sync target acknowledges
+    // the resync data we served under its request's id.
+    if (resync_) {
+      auto served = resync_->served.find(id);
+      if (served != resync_->served.end()) {
+        const auto [offset, length] = served->second;
+        resync_->served.erase(served);
+        on_resync_acked(offset, length, status);
+      }
+    }
+    return;
+  }
+  Done done = std::move(it->second.done);
+  pending_.erase(it);
+  done(status);
+}
+
+void Replicator::fail_pending(int error) {
+  std::map<std::uint64_t, Pending> pending;
+  pending.swap(pending_);
+  for (auto& [id, request] : pending) request.done(error);
+}
+
+void Replicator::mark_out_of_sync(std::uint64_t offset, std::uint64_t length) {
+  ensure_new_generation();
+  metadata_.bitmap().set_range(offset, length);
+}
+
+void Replicator::ensure_new_generation() {
+  // Before the first write the peer does not get completes, the metadata says that this
+  // node's data moved on: after a crash the next connect must not find the two "in sync".
+  std::lock_guard lock(generation_mutex_);
+  if (metadata_.superblock().generations.bitmap != 0) return;
+  const std::uint64_t next = random_generation();
+  update_metadata([next](Superblock& sb) {
+    start_new_generation(sb.generations, next);
+    sb.set(metadata_flag::kPeerOutdated, true);
+  });
+  util::log_info("{}: writing without {}; new generation {:016x}", settings_.volume_name, settings_.peer_name, next);
+}
+
+// ---- secondary: applying
+
+void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& write) {
+  if (volume_->role() == Role::Primary) {
+    drop_link(fmt::format("{} sent a replicated write, but this node is primary", settings_.peer_name),
+              peer::DisconnectCode::SplitBrain);
+    return;
+  }
+  last_app_write_ = std::chrono::steady_clock::now();
+  auto buffer = std::make_shared<util::AlignedBuffer>(write.data.size());
+  std::copy(write.data.begin(), write.data.end(), buffer->data());
+  const std::uint64_t id = header.request_id;
+  const std::uint64_t offset = write.offset;
+  const bool fua = (write.flags & peer::kWriteFua) != 0;
+  // Protocol B: the primary waits only for the data to arrive here.
+  const bool acked_on_arrival = settings_.protocol == Protocol::B;
+  if (acked_on_arrival) link_->send(peer::WriteAck{0, 0}, id);
+  std::weak_ptr<PeerConnection> link = link_;
+  receive_order_.submit(offset, buffer->size(), write.epoch, [self = shared_from_this(), buffer, id, offset, fua,
+                                                              acked_on_arrival, link](ReceiveOrder::Ticket ticket) {
+    self->workers_.post([self, buffer, id, offset, fua, acked_on_arrival, link, ticket] {
+      const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
+      asio::post(self->io_, [self, id, offset, fua, acked_on_arrival, link, ticket, error, length = buffer->size()] {
+        self->receive_order_.complete(ticket);
+        auto connection = link.lock();
+        if (!connection || connection != self->link_) return;
+        if (!acked_on_arrival) {
+          connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
+        } else if (error != 0) {
+          // Acknowledged already: the primary believes this write is here. Record the gap and
+          // make the next connect resync it.
+          self->metadata_.bitmap().set_range(offset, length);
+          self->drop_link(fmt::format("applying a replicated write failed: {}", std::strerror(error)),
+                          peer::DisconnectCode::Unspecified);
+        }
+      });
+    });
+  });
+}
+
+void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard& discard) {
+  if (volume_->role() == Role::Primary) {
+    drop_link(fmt::format("{} sent a replicated discard, but this node is primary", settings_.peer_name),
+              peer::DisconnectCode::SplitBrain);
+    return;
+  }
+  const std::uint64_t id = header.request_id;
+  std::weak_ptr<PeerConnection> link = link_;
+  receive_order_.submit(discard.offset, discard.length, discard.epoch,
+                        [self = shared_from_this(), discard, id, link](ReceiveOrder::Ticket ticket) {
+                          self->workers_.post([self, discard, id, link, ticket] {
+                            const int error = self->volume_->apply_peer_discard(discard.offset, discard.length);
+                            asio::post(self->io_, [self, id, link, ticket, error] {
+                              self->receive_order_.complete(ticket);
+                              auto connection = link.lock();
+                              if (connection && connection == self->link_) connection->send(peer::WriteAck{error, 0}, id);
+                            });
+                          });
+                        });
+}
+
+void Replicator::on_flush(const peer::FrameHeader& header) {
+  const std::uint64_t id = header.request_id;
+  std::weak_ptr<PeerConnection> link = link_;
+  workers_.post([self = shared_from_this(), id, link] {
+    const int error = self->volume_->apply_peer_flush();
+    asio::post(self->io_, [self, id, link, error] {
+      auto connection = link.lock();
+      if (connection && connection == self->link_) connection->send(peer::FlushAck{error}, id);
+    });
+  });
+}
+
+}  // namespace freevsa::replication
