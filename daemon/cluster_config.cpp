@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <optional>
+#include <tuple>
 
 #include "daemon/config_reader.h"
 
@@ -77,7 +79,10 @@ class ClusterReader {
   PerNode per_node_path(const Field& field) const;
   std::map<std::string, std::string> values(const PerNode& paths) const;
   void claim(const Field& path, const std::string& node);
-  void claim_endpoint(const Field& field, const Endpoint& endpoint, const std::string& what);
+  Endpoint control(const MapView& map, const ClusterNode& node, const Field& replication,
+                   const std::vector<Field>& portals, const std::string& machine);
+  void claim_endpoint(const Field& field, const Endpoint& endpoint, const std::string& what,
+                      const std::string& machine, std::string_view hint = {});
 
   const Reader& r_;
   std::vector<std::string> node_names_;
@@ -88,7 +93,8 @@ class ClusterReader {
     int line = 0;
   };
   std::map<std::string, PathOwner> path_owners_;  // "machine\npath" -> first use
-  std::map<std::pair<std::string, std::uint16_t>, std::pair<std::string, int>> endpoint_owners_;
+  // (machine, address, port) -> (what, line); machine is "" for addresses that are not loopback.
+  std::map<std::tuple<std::string, std::string, std::uint16_t>, std::pair<std::string, int>> endpoint_owners_;
 };
 
 ClusterConfig ClusterReader::read(const MapView& root) {
@@ -146,7 +152,7 @@ void ClusterReader::nodes(const Field& field, ClusterConfig& cluster) {
 }
 
 ClusterNode ClusterReader::node(const Field& field, std::size_t index) {
-  MapView map(r_, field, {"name", "id", "replication", "portals"});
+  MapView map(r_, field, {"name", "id", "replication", "portals", "control"});
   ClusterNode node;
   node.name = r_.name(map.require("name"), kMaxNameBytes);
   node.id = static_cast<std::uint32_t>(index + 1);
@@ -159,7 +165,10 @@ ClusterNode ClusterReader::node(const Field& field, std::size_t index) {
                                      "peers reach this node at",
                                      node.replication.address));
   }
-  claim_endpoint(replication, node.replication, fmt::format("node '{}' replication", node.name));
+  // Which machine the node's loopback addresses belong to: nodes with loopback replication
+  // addresses share one (the demo); any other node is a machine of its own.
+  const std::string machine = is_loopback(node.replication.address) ? "loopback" : fmt::format("node #{}", index);
+  claim_endpoint(replication, node.replication, fmt::format("node '{}' replication", node.name), machine);
 
   Field portals_field = map.require("portals");
   std::vector<Field> portals = r_.sequence(portals_field);
@@ -175,20 +184,64 @@ ClusterNode ClusterReader::node(const Field& field, std::size_t index) {
     if (std::find(node.portals.begin(), node.portals.end(), portal) != node.portals.end()) {
       r_.fail(item, fmt::format("portal {} is listed twice", endpoint_text(portal)));
     }
-    if (!is_wildcard(portal.address)) claim_endpoint(item, portal, fmt::format("node '{}' portal", node.name));
+    if (!is_wildcard(portal.address)) {
+      claim_endpoint(item, portal, fmt::format("node '{}' portal", node.name), machine);
+    }
     node.portals.push_back(std::move(portal));
   }
+  node.control = control(map, node, replication, portals, machine);
   return node;
+}
+
+Endpoint ClusterReader::control(const MapView& map, const ClusterNode& node, const Field& replication,
+                                const std::vector<Field>& portals, const std::string& machine) {
+  const std::optional<Field> given = map.get("control");
+  Endpoint control;
+  if (given) {
+    control = r_.endpoint(*given, kDefaultControlPort);
+  } else {
+    // Without authentication the endpoint must not be reachable from the network by default.
+    control.address = is_loopback(node.replication.address) ? node.replication.address : "127.0.0.1";
+    control.port = kDefaultControlPort;
+  }
+  // A default is written nowhere: its errors point at the node and say how to move it.
+  const Field& node_field = map.field();
+  const Field where = given ? *given : Field{node_field.node, child_path(node_field.path, "control"), node_field.line};
+  const std::string subject =
+      given ? endpoint_text(control) : fmt::format("the default control address {}", endpoint_text(control));
+  const std::string hint = given ? "" : "; set 'control' to another address or port";
+
+  auto overlaps = [](const Endpoint& a, const Endpoint& b) {
+    return a.port == b.port && (a.address == b.address || is_wildcard(a.address) || is_wildcard(b.address));
+  };
+  if (overlaps(control, node.replication)) {
+    r_.fail(where, fmt::format("{} clashes with this node's replication address {} (line {}){}", subject,
+                               endpoint_text(node.replication), replication.line, hint));
+  }
+  for (std::size_t i = 0; i < node.portals.size(); ++i) {
+    if (overlaps(control, node.portals[i])) {
+      r_.fail(where, fmt::format("{} clashes with this node's portal {} (line {}){}", subject,
+                                 endpoint_text(node.portals[i]), portals[i].line, hint));
+    }
+  }
+  if (!is_wildcard(control.address)) {
+    const std::string what = fmt::format("node '{}' {}control", node.name, given ? "" : "default ");
+    claim_endpoint(where, control, what, machine, given ? "" : "; it is this node's default control address" + hint);
+  }
+  return control;
 }
 
 // An IP address belongs to one machine: the same address and port twice in the cluster is a
 // copy-and-paste mistake, and on one machine (the demo) the second listener would fail to bind.
-void ClusterReader::claim_endpoint(const Field& field, const Endpoint& endpoint, const std::string& what) {
-  auto [it, inserted] =
-      endpoint_owners_.emplace(std::pair(endpoint.address, endpoint.port), std::pair(what, field.line));
+// Loopback addresses are the exception: every machine has its own 127.0.0.1, so they are only
+// compared within `machine`.
+void ClusterReader::claim_endpoint(const Field& field, const Endpoint& endpoint, const std::string& what,
+                                   const std::string& machine, std::string_view hint) {
+  std::tuple key(is_loopback(endpoint.address) ? machine : std::string(), endpoint.address, endpoint.port);
+  auto [it, inserted] = endpoint_owners_.emplace(std::move(key), std::pair(what, field.line));
   if (!inserted) {
-    r_.fail(field, fmt::format("{} is already the {} address (line {})", endpoint_text(endpoint), it->second.first,
-                               it->second.second));
+    r_.fail(field, fmt::format("{} is already the {} address (line {}){}", endpoint_text(endpoint), it->second.first,
+                               it->second.second, hint));
   }
 }
 

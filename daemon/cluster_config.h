@@ -23,6 +23,7 @@ struct Endpoint {
 };
 
 constexpr std::uint16_t kDefaultReplicationPort = 7788;
+constexpr std::uint16_t kDefaultControlPort = 7799;
 
 // SHA-256 over the canonical form of what every node must agree on (see cluster_hash.cpp).
 using ConfigHash = std::array<std::uint8_t, 32>;
@@ -70,6 +71,10 @@ struct ClusterNode {
   std::uint32_t id = 0;   // unique, 1..; Hello.node_id, binds peer authentication
   Endpoint replication;   // where the node listens for and is reached by its peers
   std::vector<Endpoint> portals;  // where it serves iSCSI
+  // Where `freevsa status`, `promote` and friends reach the node. Node-local (not hashed). It has
+  // no authentication, so the default is a loopback address: port 7799 on the replication
+  // address when that is loopback (nodes sharing one machine get one each), else 127.0.0.1.
+  Endpoint control;
 };
 
 // A volume as the file describes it, for every node. Per-node maps are keyed by node name and

@@ -1,7 +1,9 @@
-// freevsa: one process per node that serves iSCSI targets on local volumes.
+// freevsa: one process per node that serves iSCSI targets on local or replicated volumes.
 //
 //   freevsa serve --config FILE [--node NAME]    run in the foreground until SIGINT/SIGTERM
 //   freevsa check-config --config FILE           parse and validate, touch nothing
+//   freevsa create-md VOLUME --config FILE --node NAME [--in-sync] [--force]
+//   freevsa status|promote|demote|verify|reconnect ...   ask a running node (control_cli.h)
 //   freevsa --version
 #include <signal.h>
 
@@ -12,7 +14,11 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "daemon/control_api.h"
+#include "daemon/control_cli.h"
+#include "daemon/control_server.h"
 #include "daemon/node.h"
+#include "daemon/node_replicas.h"
 #include "target/server.h"
 #include "util/log.h"
 
@@ -22,12 +28,17 @@ constexpr const char* kUsage =
     "usage:\n"
     "  freevsa serve --config FILE [--node NAME]   serve the configured targets (foreground)\n"
     "  freevsa check-config --config FILE          validate a configuration file\n"
+    "  freevsa create-md VOLUME --config FILE --node NAME [--in-sync] [--force]\n"
+    "                                              write fresh replication metadata for this node's replica\n"
     "  freevsa --version\n";
 
 struct Arguments {
   std::string command;
   std::string config;
   std::string node;
+  std::string volume;  // create-md
+  bool in_sync = false;
+  bool force = false;
 };
 
 bool parse_arguments(int argc, char** argv, Arguments& out, std::string& error) {
@@ -51,13 +62,23 @@ bool parse_arguments(int argc, char** argv, Arguments& out, std::string& error) 
       if (!value(out.config)) return false;
     } else if (a == "--node") {
       if (!value(out.node)) return false;
+    } else if (out.command == "create-md" && a == "--in-sync") {
+      out.in_sync = true;
+    } else if (out.command == "create-md" && a == "--force") {
+      out.force = true;
+    } else if (out.command == "create-md" && out.volume.empty() && !a.empty() && a[0] != '-') {
+      out.volume = a;
     } else {
       error = "unknown argument '" + a + "'";
       return false;
     }
   }
-  if ((out.command == "serve" || out.command == "check-config") && out.config.empty()) {
+  if ((out.command == "serve" || out.command == "check-config" || out.command == "create-md") && out.config.empty()) {
     error = out.command + " needs --config FILE";
+    return false;
+  }
+  if (out.command == "create-md" && (out.volume.empty() || out.node.empty())) {
+    error = "create-md needs a VOLUME and --node NAME";
     return false;
   }
   return true;
@@ -81,16 +102,34 @@ int serve(const freevsa::daemon::Config& config) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  daemon::Node node(config);
+  // A cluster file's volumes are replicated: their storage and links come first, the targets
+  // serve them.
+  std::unique_ptr<daemon::NodeReplicas> replicas;
+  if (config.cluster) replicas = std::make_unique<daemon::NodeReplicas>(config);
+  daemon::Node node(config, [&](const daemon::LunConfig& lun) -> replication::Volume* {
+    return replicas ? replicas->volume_for(lun) : nullptr;
+  });
+  daemon::ControlServer control;
+  if (replicas) {
+    replicas->start();
+    daemon::register_control_api(control, replicas->manager(), config.local->self.name);
+    const daemon::Endpoint& endpoint = config.local->self.control;
+    control.start(endpoint.address, endpoint.port);
+    util::log_info("control endpoint on {}:{} (freevsa status --config {} --node {})", endpoint.address, control.port(),
+                   config.source_path, config.local->self.name);
+  }
   target::Server server(node.target_config());
   server.start();
   util::log_info("freevsa serving {} target(s); stop with SIGINT or SIGTERM", node.target_config().targets.size());
-
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   util::log_info("{} received: logging sessions out and flushing", strsignal(signal_number));
   server.stop();
   node.flush_all();
+  if (replicas) {
+    control.stop();
+    replicas->stop();
+  }
   util::log_info("stopped cleanly");
   return 0;
 }
@@ -105,7 +144,11 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::fputs(kUsage, stdout);
+    std::fputs(daemon::kControlUsage, stdout);
     return 0;
+  }
+  if (argc >= 2 && daemon::is_control_command(argv[1])) {
+    return daemon::run_control_cli(std::vector<std::string>(argv + 1, argv + argc));
   }
   Arguments args;
   std::string error;
@@ -126,19 +169,13 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    if (args.command == "create-md") {
+      daemon::Config config = daemon::load_config(args.config, args.node);
+      return daemon::create_metadata(config, daemon::CreateMetadataOptions{args.volume, args.in_sync, args.force});
+    }
     if (args.command == "serve") {
       daemon::Config config = daemon::load_config(args.config, args.node);
       util::set_log_level(level_from(config.log_level));
-      if (config.cluster) {
-        // Serving a cluster volume from one node without replicating it would let two nodes
-        // accept different writes under one device identity. Refuse until replication runs.
-        std::fprintf(stderr,
-                     "freevsa: %s describes a replicated cluster; replication is not available in this "
-                     "build yet, so its volumes are not served (single-node files such as "
-                     "etc/freevsa.yaml are)\n",
-                     args.config.c_str());
-        return 1;
-      }
       return serve(config);
     }
     std::fprintf(stderr, "freevsa: unknown command '%s'\n%s", args.command.c_str(), kUsage);

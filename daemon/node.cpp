@@ -18,7 +18,7 @@ std::optional<target::ChapSecret> chap_from(const std::optional<ChapConfig>& cha
 }
 }  // namespace
 
-Node::Node(const Config& config) {
+Node::Node(const Config& config, const VolumeFor& volume_for) {
   auto& tc = target_config_;
   tc.portals.clear();
   for (const auto& portal : config.portals) tc.portals.push_back(target::Portal{portal.address, portal.port});
@@ -44,27 +44,34 @@ Node::Node(const Config& config) {
     definition.allowed_initiators = target.allowed_initiators;
     definition.luns = std::make_shared<scsi::LunMap>();
     for (const auto& lun : target.luns) {
-      replication::FileVolumeOptions options;
-      options.path = lun.path;
-      options.size_bytes = lun.size_bytes;
-      options.block_size = lun.block_size;
-      options.direct_io = lun.direct_io;
-      std::unique_ptr<replication::FileVolume> volume;
-      try {
-        volume = replication::FileVolume::open(options);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("target {} LUN {}: {}", target.iqn, lun.number, e.what()));
-      }
-      util::log_info("target {} LUN {}: {} ({} bytes, {}-byte blocks, {})", target.iqn, lun.number, lun.path,
-                     volume->size_bytes(), volume->block_size(), volume->direct_io() ? "O_DIRECT" : "buffered");
-      // The identity comes from configuration only, so it is the same after every restart.
+      replication::Volume* volume = volume_for ? volume_for(lun) : nullptr;
+      if (volume == nullptr) volume = open_file(target.iqn, lun);
+      // The identity comes from configuration only, so it is the same after every restart and
+      // on every node that exports the volume.
       auto identity = scsi::LunIdentity::from_name(fmt::format("{}/{}", target.iqn, lun.number));
       if (!lun.serial.empty()) identity.serial = lun.serial;
       definition.luns->add(lun.number, std::make_shared<scsi::LogicalUnit>(*volume, identity));
-      volumes_.push_back(std::move(volume));
     }
     tc.targets.push_back(std::move(definition));
   }
+}
+
+replication::Volume* Node::open_file(const std::string& iqn, const LunConfig& lun) {
+  replication::FileVolumeOptions options;
+  options.path = lun.path;
+  options.size_bytes = lun.size_bytes;
+  options.block_size = lun.block_size;
+  options.direct_io = lun.direct_io;
+  std::unique_ptr<replication::FileVolume> volume;
+  try {
+    volume = replication::FileVolume::open(options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("target {} LUN {}: {}", iqn, lun.number, e.what()));
+  }
+  util::log_info("target {} LUN {}: {} ({} bytes, {}-byte blocks, {})", iqn, lun.number, lun.path, volume->size_bytes(),
+                 volume->block_size(), volume->direct_io() ? "O_DIRECT" : "buffered");
+  volumes_.push_back(std::move(volume));
+  return volumes_.back().get();
 }
 
 Node::~Node() {

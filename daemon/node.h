@@ -3,6 +3,7 @@
 // whole configuration was parsed and checked.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -15,8 +16,12 @@ namespace freevsa::daemon {
 
 class Node {
  public:
+  // Where a LUN's data lives when it is not simply its file (a replicated volume): null to
+  // open the LUN's file.
+  using VolumeFor = std::function<replication::Volume*(const LunConfig& lun)>;
+
   // Throws std::runtime_error naming the LUN and the file when a volume cannot be opened.
-  explicit Node(const Config& config);
+  explicit Node(const Config& config, const VolumeFor& volume_for = nullptr);
   ~Node();
 
   const target::TargetServerConfig& target_config() const { return target_config_; }
@@ -24,7 +29,9 @@ class Node {
   void flush_all();
 
  private:
-  std::vector<std::unique_ptr<replication::Volume>> volumes_;
+  replication::Volume* open_file(const std::string& iqn, const LunConfig& lun);
+
+  std::vector<std::unique_ptr<replication::Volume>> volumes_;  // the LUN files this node opened
   target::TargetServerConfig target_config_;
 };
 

@@ -232,6 +232,7 @@ TEST(DaemonClusterConfig, HashIgnoresNodeLocalSettings) {
       with_extra("    metadata: {a: data/a/vol0.meta, b: data/b/vol0.meta}\n"),
       with_extra("    direct_io: false\n    resync: {rate: 20M}\n    verify: {rate: 1G}\n"),
       with_extra("log_level: debug\nworker_threads: 4\n"),
+      with_line(8, "    portals: [127.0.0.1:3260]\n    control: 127.0.0.1:9999"),
       // Spelling, comments, key order and list order do not matter either.
       with_line(14, "    size: 1073741824  # 1 GiB"),
       with_line(7, "    replication: 127.0.0.1:7788"),
@@ -364,6 +365,90 @@ TEST(DaemonClusterConfig, NodeWithoutPortalsIsRefused) {
 TEST(DaemonClusterConfig, UnknownNodeKeySuggestsTheNearest) {
   EXPECT_EQ(error_of(with_line(11, "    portal: [127.0.0.2]")),
             "t.yaml:11: nodes[1]: unknown key 'portal' (did you mean 'portals'?)");
+}
+
+// --- the control endpoint ---
+
+// kBase with the nodes on network addresses, so on two machines.
+std::vector<std::string> network_nodes() {
+  std::vector<std::string> lines = kBase;
+  lines[6] = "    replication: 10.0.0.1";
+  lines[7] = "    portals: [10.0.0.1:3260]";
+  lines[9] = "    replication: 10.0.0.2";
+  lines[10] = "    portals: [10.0.0.2:3260]";
+  return lines;
+}
+
+TEST(DaemonClusterConfig, ControlDefaultsToPort7799OnALoopbackReplicationAddress) {
+  EXPECT_EQ(as_node(join(kBase), "a").local->self.control, (Endpoint{"127.0.0.1", 7799}));
+  EXPECT_EQ(as_node(join(kBase), "b").local->self.control, (Endpoint{"127.0.0.2", 7799}));
+  EXPECT_EQ(as_node(join(kBase), "a").local->peers.at(0).control, (Endpoint{"127.0.0.2", 7799}));
+  EXPECT_EQ(load_config(demo_file().string(), "a").local->self.control, (Endpoint{"127.0.0.1", 7799}));
+  EXPECT_EQ(load_config(demo_file().string(), "b").local->self.control, (Endpoint{"127.0.0.2", 7799}));
+  std::vector<std::string> v6_lines = kBase;
+  v6_lines[9] = "    replication: \"[::1]\"";
+  v6_lines[10] = "    portals: [\"[::1]:3260\"]";
+  Config v6 = as_node(join(v6_lines), "b");
+  EXPECT_EQ(v6.local->self.control, (Endpoint{"::1", 7799}));
+}
+
+// The control endpoint has no authentication: a node on a network address keeps it local.
+TEST(DaemonClusterConfig, ControlDefaultsToLocalhostOnANetworkNode) {
+  Config config = as_node(join(network_nodes()), "a");
+  EXPECT_EQ(config.local->self.control, (Endpoint{"127.0.0.1", 7799}));
+  EXPECT_EQ(config.local->peers.at(0).control, (Endpoint{"127.0.0.1", 7799}));
+}
+
+TEST(DaemonClusterConfig, ControlIsWrittenLikeReplication) {
+  auto control_of = [](const std::string& text) {
+    return as_node(with_line(8, "    portals: [127.0.0.1:3260]\n    control: " + text), "a").local->self.control;
+  };
+  EXPECT_EQ(control_of("127.0.0.1:9000"), (Endpoint{"127.0.0.1", 9000}));
+  EXPECT_EQ(control_of("\"[::1]\""), (Endpoint{"::1", 7799}));
+  EXPECT_EQ(control_of("{address: 192.0.2.1, port: 80}"), (Endpoint{"192.0.2.1", 80}));
+  EXPECT_EQ(control_of("0.0.0.0"), (Endpoint{"0.0.0.0", 7799}));
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: localhost")),
+            "t.yaml:9: nodes[0].control: 'localhost' is not an IP address (host names are not resolved; use e.g. "
+            "127.0.0.1, 0.0.0.0 or [::])");
+}
+
+TEST(DaemonClusterConfig, ControlMayNotTakeTheNodesOtherSockets) {
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 127.0.0.1:7788")),
+            "t.yaml:9: nodes[0].control: 127.0.0.1:7788 clashes with this node's replication address 127.0.0.1:7788 "
+            "(line 7)");
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 0.0.0.0:3260")),
+            "t.yaml:9: nodes[0].control: 0.0.0.0:3260 clashes with this node's portal 127.0.0.1:3260 (line 8)");
+  // Not written, so the error points at the node and says how to move it.
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260, \"[::]:7799\"]")),
+            "t.yaml:6: nodes[0].control: the default control address 127.0.0.1:7799 clashes with this node's portal "
+            "[::]:7799 (line 8); set 'control' to another address or port");
+}
+
+TEST(DaemonClusterConfig, ControlMayNotTakeAnotherNodesAddress) {
+  EXPECT_EQ(error_of(with_line(11, "    portals: [127.0.0.2:3260]\n    control: 127.0.0.1:7799")),
+            "t.yaml:12: nodes[1].control: 127.0.0.1:7799 is already the node 'a' default control address (line 6)");
+  EXPECT_EQ(error_of(with_line(11, "    portals: [127.0.0.1:7799]")),
+            "t.yaml:11: nodes[1].portals[0]: 127.0.0.1:7799 is already the node 'a' default control address (line 6)");
+  // Two nodes on one address (different replication ports) cannot both have the default.
+  EXPECT_EQ(error_of(with_line(10, "    replication: 127.0.0.1:7789")),
+            "t.yaml:9: nodes[1].control: 127.0.0.1:7799 is already the node 'a' default control address (line 6); it "
+            "is this node's default control address; set 'control' to another address or port");
+  std::vector<std::string> network = network_nodes();
+  network[7] += "\n    control: 10.0.0.5";
+  network[10] += "\n    control: 10.0.0.5";
+  EXPECT_EQ(error_of(join(network)),
+            "t.yaml:13: nodes[1].control: 10.0.0.5:7799 is already the node 'a' control address (line 9)");
+}
+
+// Every machine has its own 127.0.0.1: nodes on network addresses may each use it.
+TEST(DaemonClusterConfig, LoopbackAddressesOfSeparateMachinesDoNotClash) {
+  std::vector<std::string> network = network_nodes();
+  network[7] = "    portals: [10.0.0.1:3260, 127.0.0.1:3260]";
+  network[10] = "    portals: [10.0.0.2:3260, 127.0.0.1:3260]";
+  Config config = as_node(join(network), "b");
+  EXPECT_EQ(config.local->self.portals.at(1), (Endpoint{"127.0.0.1", 3260}));
+  EXPECT_EQ(config.local->peers.at(0).portals.at(1), (Endpoint{"127.0.0.1", 3260}));
+  EXPECT_EQ(config.local->self.control, config.local->peers.at(0).control);
 }
 
 // --- cluster settings ---
