@@ -486,6 +486,7 @@ LocalCluster resolve_node(const Reader& reader, const Reader::MapView& root, con
     volume.target_iqn = v.target_iqn;
     volume.lun = v.lun;
     volume.config_hash = v.config_hash;
+    volume.shared_settings = v.shared_settings;
     local.volumes.push_back(std::move(volume));
   }
   return local;

@@ -93,6 +93,7 @@ struct ClusterVolume {
   ResyncConfig resync;
   VerifyConfig verify;
   ConfigHash config_hash{};  // shared cluster settings + this volume's shared settings
+  std::string shared_settings;  // the text config_hash was computed over (cluster_hash.cpp)
 };
 
 struct ClusterConfig {
@@ -135,6 +136,7 @@ struct LocalVolume {
   std::string target_iqn;
   std::uint64_t lun = 0;
   ConfigHash config_hash{};  // put in Hello.config_hash for this volume's connection
+  std::string shared_settings;  // its text, shown to the peer when the hashes differ
 };
 
 // The cluster as the node chosen with --node sees it.

@@ -87,7 +87,8 @@ void compute_config_hashes(ClusterConfig& cluster) {
   std::string all = shared + "scope=cluster\n";
   for (ClusterVolume* volume : volumes) {
     std::string part = volume_part(*volume);
-    volume->config_hash = sha256(shared + "scope=volume\n" + part);
+    volume->shared_settings = shared + "scope=volume\n" + part;
+    volume->config_hash = sha256(volume->shared_settings);
     all += part;
   }
   cluster.config_hash = sha256(all);

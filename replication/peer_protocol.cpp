@@ -23,6 +23,7 @@ constexpr TypeInfo kTypes[] = {
     {MessageType::AuthChallenge, "AuthChallenge", 32, 0},
     {MessageType::AuthResponse, "AuthResponse", 32, 0},
     {MessageType::AuthResult, "AuthResult", 4, 0},
+    {MessageType::SharedSettings, "SharedSettings", 0, kMaxSharedSettingsLength},
     {MessageType::Write, "Write", 24, kMaxDataLength},
     {MessageType::WriteAck, "WriteAck", 8, 0},
     {MessageType::Discard, "Discard", 24, 0},
@@ -269,6 +270,10 @@ ProtocolError validate(const StateChange& m) {
                       check_reason(m.reason)});
 }
 ProtocolError validate(const Disconnect& m) { return check_reason(m.reason); }
+ProtocolError validate(const SharedSettings& m) {
+  const bool text = std::all_of(m.text.begin(), m.text.end(), [](std::uint8_t c) { return c == '\n' || (c >= 0x20 && c <= 0x7e); });
+  return require(!m.text.empty() && m.text.size() <= kMaxSharedSettingsLength && text, ProtocolError::BadText);
+}
 ProtocolError validate(const BitmapChunk& m) { return check_bitmap(m); }
 ProtocolError validate(const ResyncRequest& m) {
   return first_error({check_range(m.offset, m.length, kMaxDataLength),
@@ -487,6 +492,9 @@ void read_body(Reader& r, Disconnect& m) {
   m.reason = r.rest_as_text();
 }
 
+Tail write_body(Writer&, const SharedSettings& m) { return m.text; }
+void read_body(Reader& r, SharedSettings& m) { m.text = r.rest(); }
+
 Tail write_body(Writer& w, const BitmapChunk& m) {
   w.u64(m.bit_offset);
   w.u32(m.bit_count);
@@ -665,6 +673,7 @@ bool operator==(const Write& a, const Write& b) {
   return a.offset == b.offset && a.flags == b.flags && a.epoch == b.epoch &&
          std::ranges::equal(a.data, b.data);
 }
+bool operator==(const SharedSettings& a, const SharedSettings& b) { return std::ranges::equal(a.text, b.text); }
 bool operator==(const BitmapChunk& a, const BitmapChunk& b) {
   return a.bit_offset == b.bit_offset && a.bit_count == b.bit_count && a.encoding == b.encoding &&
          a.flags == b.flags && std::ranges::equal(a.body, b.body);
@@ -677,7 +686,7 @@ bool operator==(const ResyncData& a, const ResyncData& b) {
 MessageType type_of(const Message& message) {
   constexpr MessageType kByIndex[] = {
       MessageType::Hello,         MessageType::AuthChallenge,   MessageType::AuthResponse,
-      MessageType::AuthResult,    MessageType::Write,           MessageType::WriteAck,
+      MessageType::AuthResult,    MessageType::SharedSettings,  MessageType::Write,           MessageType::WriteAck,
       MessageType::Discard,       MessageType::Flush,           MessageType::FlushAck,
       MessageType::Barrier,       MessageType::BarrierAck,      MessageType::Ping,
       MessageType::PingAck,       MessageType::StateChange,     MessageType::Disconnect,
@@ -747,6 +756,7 @@ Result<Message> decode_message(const FrameHeader& header, std::span<const std::u
     case MessageType::AuthChallenge: return read_message<AuthChallenge>(payload);
     case MessageType::AuthResponse: return read_message<AuthResponse>(payload);
     case MessageType::AuthResult: return read_message<AuthResult>(payload);
+    case MessageType::SharedSettings: return read_message<SharedSettings>(payload);
     case MessageType::Write: return read_message<Write>(payload);
     case MessageType::WriteAck: return read_message<WriteAck>(payload);
     case MessageType::Discard: return read_message<Discard>(payload);

@@ -57,6 +57,7 @@ enum class MessageType : std::uint8_t {
   AuthChallenge = 0x02,
   AuthResponse = 0x03,
   AuthResult = 0x04,
+  SharedSettings = 0x05,
   // replication of application I/O
   Write = 0x10,
   WriteAck = 0x11,
@@ -165,6 +166,14 @@ struct AuthResult {
   bool accepted = false;
   bool operator==(const AuthResult&) const = default;
 };
+constexpr std::uint32_t kMaxSharedSettingsLength = 16384;
+// After authentication, when the two Hellos' configuration hashes differ: the settings this
+// node hashed, as lines of "key=value" words, so that each side can name what differs. `text`:
+// 1..kMaxSharedSettingsLength bytes of printable ASCII and newlines; borrowed like Write data.
+struct SharedSettings {
+  std::span<const std::uint8_t> text;
+};
+bool operator==(const SharedSettings& a, const SharedSettings& b);
 
 constexpr std::uint32_t kWriteFua = 1u << 0;     // durable on the peer before it acknowledges
 constexpr std::uint32_t kWriteResync = 1u << 1;  // resync traffic, not an application write
@@ -294,7 +303,7 @@ struct Ignored {
   bool operator==(const Ignored&) const = default;
 };
 
-using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, Write, WriteAck, Discard,
+using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, SharedSettings, Write, WriteAck, Discard,
                              Flush, FlushAck, Barrier, BarrierAck, Ping, PingAck, StateChange, Disconnect,
                              BitmapChunk, ResyncRequest, ResyncData, ChecksumRequest, ChecksumReply,
                              VerifyDone, Ignored>;

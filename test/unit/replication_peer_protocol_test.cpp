@@ -145,6 +145,21 @@ TEST(PeerProtocol, DisconnectRoundTrips) {
   expect_round_trip(Disconnect{DisconnectCode::ConfigMismatch, "config hash differs"});
   expect_round_trip(Disconnect{static_cast<DisconnectCode>(4711), ""});  // unknown codes pass
 }
+TEST(PeerProtocol, SharedSettingsRoundTrips) {
+  const std::string text = "cluster name=demo\nvolume name=vol0 protocol=C\n";
+  expect_round_trip(SharedSettings{{reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}});
+}
+TEST(PeerProtocol, SharedSettingsMustBeNonEmptyPrintableTextOfBoundedLength) {
+  const auto settings = [](const std::string& text) {
+    return SharedSettings{{reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}};
+  };
+  EXPECT_EQ(encode(settings(""), 0).error, ProtocolError::BadText);
+  EXPECT_EQ(encode(settings(std::string("a\0b", 3)), 0).error, ProtocolError::BadText);
+  EXPECT_EQ(encode(settings("tab\there"), 0).error, ProtocolError::BadText);
+  const std::string longest(kMaxSharedSettingsLength, 'x');
+  EXPECT_TRUE(encode(settings(longest), 0).ok());
+  EXPECT_FALSE(encode(settings(longest + "x"), 0).ok());
+}
 TEST(PeerProtocol, RawBitmapChunkRoundTrips) {
   const Bytes body = {0xff, 0x00, 0x81, 0x05};  // 27 bits: the last byte uses 3
   expect_round_trip(BitmapChunk{1024, 27, BitmapEncoding::Raw, 0, body});
