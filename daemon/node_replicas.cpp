@@ -42,6 +42,7 @@ ReplicaSettings settings_for(const LocalCluster& local, const LocalVolume& volum
   s.keepalive = KeepAlive{local.keepalive.ping_interval, local.keepalive.timeout};
   s.protocol = protocol_of(volume.protocol);
   s.config_hash = volume.config_hash;
+  s.shared_settings = volume.shared_settings;
   s.initial_primary = volume.initial_primary;
   s.resync_adaptive = volume.resync.adaptive;
   s.resync_rate = volume.resync.rate;
@@ -119,13 +120,19 @@ NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
     replica.replicator = manager_->add(settings_for(local_, volume), replica.storage->data(), *replica.metadata);
     // Every start is as secondary. A node that was primary (or is the initial primary of a new
     // volume) takes the role back once it has met its peer as secondary; never alone.
-    const bool resume = sb.has(metadata_flag::kPrimaryAtStop) || sb.has(metadata_flag::kCrashedPrimary) ||
-                        (volume.initial_primary && !sb.has(metadata_flag::kWasPrimary));
+    std::string resume;
+    if (sb.has(metadata_flag::kCrashedPrimary)) {
+      resume = "was primary when it crashed";
+    } else if (sb.has(metadata_flag::kPrimaryAtStop)) {
+      resume = "was primary when it stopped";
+    } else if (volume.initial_primary && !sb.has(metadata_flag::kWasPrimary)) {
+      resume = "is the initial primary of this new volume";
+    }
     replica.replicator->set_initial_role(Role::Secondary, resume);
     util::log_info("volume {}: {} bytes on {}, disk {}, generation {:016x}, {} out of sync{}", volume.name,
                    volume.size_bytes, volume.backing_path, to_string(sb.disk_state), sb.generations.current,
                    replica.metadata->bitmap().count_dirty_bytes(),
-                   resume ? "; becomes primary once the peer is met" : "");
+                   resume.empty() ? "" : "; becomes primary once it has met its peer as secondary");
     replicas_.push_back(std::move(replica));
   }
 }

@@ -182,6 +182,8 @@ void write_volume(JsonWriter& json, const VolumeStatus& volume) {
   json.string(volume.name);
   json.key("role");
   json.string(volume.role);
+  json.key("primary_when_peer_met");
+  json.boolean(volume.primary_when_peer_met);
   json.key("disk_state");
   json.string(volume.disk_state);
   json.key("protocol");
@@ -321,6 +323,7 @@ void describe_volume(std::vector<Line>& lines, const std::string& node, const Vo
     add(fmt::format("  verify: last completed {}, {} out of sync", printable(verify.finished_at),
                     human_bytes(verify.out_of_sync_bytes)));
   }
+  if (volume.primary_when_peer_met) add("  becomes primary once it has met its peer as secondary");
   for (const PeerStatus& peer : volume.peers) {
     if (peer.last_error.empty()) continue;
     add(fmt::format("  last error from {}: {}", printable(peer.node), printable(peer.last_error)));

@@ -48,6 +48,9 @@ struct PeerStatus {
 struct VolumeStatus {
   std::string name;
   std::string role;                  // this node: "primary" or "secondary"
+  // A secondary that takes the primary role (back) by itself once it has met its peer as
+  // secondary: it was primary when it stopped, or it is a new volume's initial primary.
+  bool primary_when_peer_met = false;
   std::string disk_state;            // this node's disk: UpToDate, Outdated, Inconsistent, Diskless
   char protocol = 'C';
   std::string protocol_meaning;      // "C: a write completes when both disks have it", ...

@@ -10,6 +10,7 @@
 #include "replication/connect_decision.h"
 #include "replication/replicator_internal.h"
 #include "replication/replicator_sync_state.h"
+#include "replication/settings_difference.h"
 #include "util/log.h"
 
 namespace freevsa::replication {
@@ -34,9 +35,10 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
 
 Replicator::~Replicator() = default;
 
-void Replicator::set_initial_role(Role role, bool resume_primary_with_peer) {
+void Replicator::set_initial_role(Role role, std::string primary_when_peer_met) {
   volume_->set_role(role);
-  resume_primary_ = resume_primary_with_peer && role == Role::Secondary;
+  resume_primary_ = !primary_when_peer_met.empty() && role == Role::Secondary;
+  resume_reason_ = std::move(primary_when_peer_met);
   if (role == Role::Primary) become_primary();
 }
 
@@ -133,6 +135,7 @@ void Replicator::begin_handshake(std::shared_ptr<PeerConnection> connection) {
   phase_ = Phase::Handshake;
   peer_hello_.reset();
   auth_.reset();
+  awaiting_settings_ = false;
   hello_sent_ = false;
   bitmap_sent_ = false;
   bitmap_received_ = false;
@@ -172,6 +175,8 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_auth_response(m);
         } else if constexpr (std::is_same_v<T, peer::AuthResult>) {
           on_auth_result(m);
+        } else if constexpr (std::is_same_v<T, peer::SharedSettings>) {
+          on_shared_settings(m);
         } else if constexpr (std::is_same_v<T, peer::Disconnect>) {
           const std::string reason = fmt::format("{} disconnected: {}", settings_.peer_name, m.reason);
           util::log_warn("{}: {}", settings_.volume_name, reason);
@@ -269,6 +274,7 @@ void Replicator::on_auth_response(const peer::AuthResponse& response) {
     const std::string reason = fmt::format(
         "{} failed authentication: its shared secret (cluster.secret) differs from this node's", settings_.peer_name);
     util::log_error("{}: {}", settings_.volume_name, reason);
+    note_error(reason);
     drop_link(reason, std::nullopt);
     return;
   }
@@ -296,14 +302,6 @@ void Replicator::on_auth_result(const peer::AuthResult& result) {
 void Replicator::after_authentication() {
   const peer::Hello& hello = *peer_hello_;
   const Superblock sb = metadata_.superblock();
-  if (hello.config_hash != settings_.config_hash) {
-    refuse(fmt::format("the configuration differs between this node and {} (configuration hash {} here, {} there): "
-                       "the nodes' copies of the configuration file disagree on a shared setting (see "
-                       "`freevsa check-config` on both)",
-                       settings_.peer_name, hex(settings_.config_hash), hex(hello.config_hash)),
-           peer::DisconnectCode::ConfigMismatch);
-    return;
-  }
   if (hello.size_bytes != data_.size_bytes() || hello.block_size != data_.block_size()) {
     refuse(fmt::format("size mismatch: this node's replica holds {} bytes in {}-byte blocks, {}'s holds {} bytes "
                        "in {}-byte blocks",
@@ -318,6 +316,25 @@ void Replicator::after_authentication() {
                        "replica of the other)",
                        to_string(sb.volume_uuid), settings_.peer_name, to_string(hello.volume_uuid)),
            peer::DisconnectCode::Unrelated);
+    return;
+  }
+  // Last: size and UUID differences also change the hash, and their own messages say more.
+  if (hello.config_hash != settings_.config_hash) {
+    // Both sides see the mismatch: each shows the other what it hashed, then refuses naming
+    // the settings that differ (on_shared_settings), or without them if the peer stays silent.
+    awaiting_settings_ = true;
+    if (settings_.shared_settings.empty()) {
+      refuse_config_mismatch("");
+      return;
+    }
+    auto text = std::make_shared<const std::string>(settings_.shared_settings);
+    link_->send(peer::SharedSettings{{reinterpret_cast<const std::uint8_t*>(text->data()), text->size()}});
+    link_->hold_until_sent(text);
+    sync_timer_.expires_after(std::chrono::seconds(3));
+    sync_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->awaiting_settings_) return;
+      self->refuse_config_mismatch("");
+    });
     return;
   }
   peer_role_ = hello.role;
@@ -349,6 +366,25 @@ void Replicator::after_authentication() {
   // one of the two bitmaps.
   replicating_.store(peer_disk_ != peer::DiskState::Diskless);
   send_bitmap();
+}
+
+void Replicator::on_shared_settings(const peer::SharedSettings& settings) {
+  if (!awaiting_settings_) {
+    drop_link("unexpected SharedSettings", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  const std::string_view text(reinterpret_cast<const char*>(settings.text.data()), settings.text.size());
+  refuse_config_mismatch(describe_settings_difference(settings_.shared_settings, text, settings_.peer_name));
+}
+
+void Replicator::refuse_config_mismatch(const std::string& difference) {
+  awaiting_settings_ = false;
+  sync_timer_.cancel();
+  refuse(fmt::format("the configuration differs between this node and {}{}; the nodes' copies of the configuration "
+                     "file must agree on these settings (configuration hash {} here, {} there)",
+                     settings_.peer_name, difference.empty() ? "" : ": " + difference, hex(settings_.config_hash),
+                     hex(peer_hello_->config_hash)),
+         peer::DisconnectCode::ConfigMismatch);
 }
 
 void Replicator::refuse(const std::string& reason, peer::DisconnectCode code) {
@@ -454,10 +490,10 @@ void Replicator::maybe_resume_primary() {
   if (!resume_primary_ || phase_ != Phase::Up || volume_->role() == Role::Primary) return;
   if (peer_role_ != peer::Role::Secondary) return;
   if (sync_role_ == SyncRole::Target || metadata_.superblock().disk_state != DiskState::UpToDate) return;
-  util::log_info("{}: was primary when it stopped and {} is secondary: taking the primary role back",
-                 settings_.volume_name, settings_.peer_name);
+  util::log_info("{}: this node {} and {} is secondary: becoming primary", settings_.volume_name, resume_reason_,
+                 settings_.peer_name);
   become_primary();
-  send_state("primary again after restart");
+  send_state("primary on meeting its peer");
   if (metadata_.bitmap().count_dirty_bits() > 0) start_source_and_share_bitmap();
 }
 
@@ -561,7 +597,7 @@ VolumeStatus Replicator::status_on_io_thread() {
   VolumeStatus st;
   st.name = settings_.volume_name;
   st.role = volume_->role() == Role::Primary ? "primary" : "secondary";
-  if (volume_->role() != Role::Primary && resume_primary_) st.role = "secondary (resumes primary when the peer is back)";
+  st.primary_when_peer_met = volume_->role() != Role::Primary && resume_primary_;
   st.disk_state = to_string(sb.disk_state);
   st.protocol = settings_.protocol == Protocol::A ? 'A' : settings_.protocol == Protocol::B ? 'B' : 'C';
   st.protocol_meaning = settings_.protocol == Protocol::C   ? "a write completes when both disks have it"

@@ -59,6 +59,7 @@ struct ReplicaSettings {
   KeepAlive keepalive;
   Protocol protocol = Protocol::C;
   std::array<std::uint8_t, 32> config_hash{};
+  std::string shared_settings;  // the text config_hash covers (peer::SharedSettings)
   bool initial_primary = false;
   // Resync: a fixed rate, or adaptive between min and max (min while application writes flow).
   bool resync_adaptive = true;
@@ -82,9 +83,10 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   ReplicatedVolume& volume() { return *volume_; }
   const ReplicaSettings& settings() const { return settings_; }
 
-  // Start-up role (before start()): primary for a first start as initial primary; `resume`
-  // marks a node that was primary when it went down (see above).
-  void set_initial_role(Role role, bool resume_primary_with_peer);
+  // Start-up role (before start()). A secondary with a non-empty `primary_when_peer_met`
+  // (why: "was primary when it stopped", ...) becomes primary once it has met its peer as
+  // secondary (see above).
+  void set_initial_role(Role role, std::string primary_when_peer_met = {});
   // Begins connecting (this node dials when its id is the lower one; the other accepts).
   void start();
   // Called on the io thread by the listener with a connection whose first frame was a Hello
@@ -138,6 +140,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_auth_response(const peer::AuthResponse& response);
   void on_auth_result(const peer::AuthResult& result);
   void after_authentication();
+  void on_shared_settings(const peer::SharedSettings& settings);
+  // `difference`: what describe_settings_difference() found, "" when unknown.
+  void refuse_config_mismatch(const std::string& difference);
   void on_state_change(const peer::StateChange& change);
   peer::Hello make_hello() const;
   void send_state(const std::string& reason);
@@ -204,6 +209,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   std::optional<peer::Hello> peer_hello_;
   std::optional<peer::PeerAuthenticator> auth_;
   bool hello_sent_ = false;
+  bool awaiting_settings_ = false;  // configuration hashes differ; the peer's SharedSettings is due
   peer::Role peer_role_ = peer::Role::Secondary;
   peer::DiskState peer_disk_ = peer::DiskState::Diskless;
   Generations peer_generations_;
@@ -212,6 +218,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   bool bitmap_sent_ = false;
   bool bitmap_received_ = false;
   bool resume_primary_ = false;
+  std::string resume_reason_;  // why resume_primary_ was set, for the log
   std::string last_error_;
   std::map<std::uint64_t, Pending> pending_;
   // Our request ids have one parity (odd on the node with the lower id), the peer's the other,

@@ -176,6 +176,7 @@ TEST(StatusRender, JsonHasEveryFieldAndNullForWhatIsUnknown) {
     {
       "name": "vol1",
       "role": "primary",
+      "primary_when_peer_met": false,
       "disk_state": "UpToDate",
       "protocol": "A",
       "protocol_meaning": "A: a write completes when it is on the local disk and sent to the peer",
@@ -275,6 +276,15 @@ TEST(StatusRender, TextOfAFullChecksumSyncAndARunningVerify) {
   EXPECT_NE(text.find("  verify: 10.0% (102.4 MiB of 1.0 GiB), 100.0 MiB/s, ETA 0:09, 4.0 KiB out of sync\n"),
             std::string::npos)
       << text;
+}
+
+TEST(StatusRender, TextSaysWhenASecondaryBecomesPrimaryOnMeetingItsPeer) {
+  VolumeStatus v = disconnected_volume();
+  v.role = "secondary";
+  v.primary_when_peer_met = true;
+  const std::string text = status_text("a", {v});
+  EXPECT_NE(text.find("  becomes primary once it has met its peer as secondary\n"), std::string::npos) << text;
+  EXPECT_NE(status_json("a", {v}).find("\"primary_when_peer_met\": true"), std::string::npos);
 }
 
 TEST(StatusRender, TextKeepsControlCharactersOffTheTerminal) {
