@@ -21,66 +21,21 @@ it_init crash_consistency
 export LUN_SIZE=256M
 PORT=3371
 ROUNDS=${CRASH_ROUNDS:-3}
-VW=$REPO_ROOT/test/tools/verified_writer.py
 JOURNAL=$IT_TMP/journal
 REGION=(--offset 32M --size 64M)
-WRITER_PID=
-
-stop_writer_on_exit() {
-  [ -n "$WRITER_PID" ] && kill -KILL "$WRITER_PID" 2>/dev/null
-  it_cleanup
-}
-trap stop_writer_on_exit EXIT
-
-vw() { timeout 120 python3 "$VW" "$@"; }
-acks() { local n; n=$(grep -c '^A ' "$JOURNAL" 2>/dev/null); echo "${n:-0}"; }   # acknowledgements journaled
-wait_for_acks() {  # wait_for_acks COUNT SECONDS : the journal holds at least COUNT acknowledgements
-  local want=$1 i
-  for ((i = 0; i < $2 * 10; i++)); do
-    [ "$(acks)" -ge "$want" ] && return 0
-    kill -0 "$WRITER_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-wait_for_log() {  # wait_for_log FILE REGEX SECONDS
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -Eq "$2" "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-stop_writer() {  # SIGTERM, then up to 20 s for it to drain and exit; returns its exit code
-  local i rc
-  kill -TERM "$WRITER_PID" 2>/dev/null
-  for ((i = 0; i < 200; i++)); do kill -0 "$WRITER_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$WRITER_PID" 2>/dev/null; then
-    echo "writer did not stop within 20 s of SIGTERM; killed" >&2
-    kill -KILL "$WRITER_PID"
-  fi
-  wait "$WRITER_PID"; rc=$?
-  WRITER_PID=
-  return $rc
-}
-field() {  # field NAME TEXT : the value of NAME=value in TEXT
-  echo "$2" | grep -oE "(^| )$1=[^ ]*" | tail -1 | cut -d= -f2
-}
 
 start_target $PORT || exit 2
 TOTAL_ACKED=0 TOTAL_UNACKED=0 KILLS=0
 
 for ((round = 1; round <= ROUNDS; round++)); do
   echo "--- round $round of $ROUNDS"
-  werr=$IT_TMP/writer-$round.err wout=$IT_TMP/writer-$round.out
   before=$(acks)
-  python3 "$VW" write --portal "$T_PORTAL" --failover-portal "$T_PORTAL" --target "$T_IQN" --lun "$T_LUN" \
-    --journal "$JOURNAL" "${REGION[@]}" --depth 8 --seconds 90 --failover-timeout 30 --io-timeout 10 \
-    >"$wout" 2>"$werr" &
-  WRITER_PID=$!
+  writer_start --portal "$T_PORTAL" --failover-portal "$T_PORTAL" --target "$T_IQN" --lun "$T_LUN" \
+    "${REGION[@]}" --depth 8 --seconds 90 --failover-timeout 30 --io-timeout 10
+  werr=$WRITER_ERR wout=$WRITER_OUT
   if ! wait_for_acks $((before + 2000 + RANDOM % 8000)) 30; then
     bad "round $round: the writer did not get 2000 writes acknowledged within 30 s"
-    cat "$werr"; stop_writer; break
+    cat "$werr"; writer_stop; break
   fi
   { kill -KILL "$T_PID"; wait "$T_PID"; } 2>/dev/null   # reaped here: no "Killed" job notice
   at_kill=$(($(acks) - before))
@@ -90,7 +45,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   sleep 1                     # the writer meets refused connections for a moment
   if ! LUN_FILE=$T_FILE start_target $PORT; then
     bad "round $round: freevsa does not start again on the same file after SIGKILL"
-    stop_writer; break
+    writer_stop; break
   fi
   if wait_for_log "$werr" "failover 1:" 30; then
     inflight=$(sed -n 's/.*path failed with \([0-9]*\) write.*/\1/p' "$werr" | head -1)
@@ -106,7 +61,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   else
     bad "round $round: no progress after the restart"
   fi
-  stop_writer; rc=$?
+  writer_stop; rc=$?
   summary=$(cat "$wout")
   echo "  $summary"
   [ $rc -eq 0 ] && [ "$(field failovers "$summary")" = 1 ] &&

@@ -14,6 +14,12 @@
 #   not CMD / refused CMD (exit 1..123) / expect_rc N CMD   for negative checks
 #                                   print "PASS|FAIL: DESC", count them; it_finish prints
 #                                   "NAME: N passed, N failed" and exits 0 only if none failed
+#   writer_start ARGS... / writer_stop / acks / wait_for_acks COUNT SECONDS / vw ARGS...
+#                                   test/tools/verified_writer.py: `write ARGS` in the background
+#                                   (WRITER_PID; journal $JOURNAL, output $WRITER_OUT/$WRITER_ERR),
+#                                   SIGTERM and its exit code, acknowledgements journaled so far
+#   wait_for_log FILE REGEX SECONDS until FILE has a matching line
+#   field NAME TEXT                 the value of NAME=value in TEXT (the tools' summary lines)
 #   pyiscsi ARGS...                 our small python iSCSI initiator, test/tools/pyiscsi.py (data digest,
 #                                   mutual CHAP, raw PDUs, pipelined commands)
 #
@@ -81,6 +87,7 @@ need_cmd() {  # need_cmd CMD DEBIAN_PACKAGE... : install the packages if CMD is 
 
 it_cleanup() {
   local e
+  [ -n "${WRITER_PID:-}" ] && kill -KILL "$WRITER_PID" 2>/dev/null
   for e in "${IT_PIDS[@]}"; do
     _stop_one "$e" >/dev/null 2>&1
   done
@@ -266,4 +273,49 @@ _install_pyiscsi() {
 }
 _write_pyiscsi() {  # _write_pyiscsi DEST : the module, as a file of its own
   cp "$PYISCSI_SRC" "$1" || { echo "cannot copy $PYISCSI_SRC to $1" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# The verified writer (test/tools/verified_writer.py): writes that are journaled when sent and
+# when acknowledged, and a verifier that proves afterwards that none of them was lost.
+VW=$REPO_ROOT/test/tools/verified_writer.py
+WRITER_PID=
+vw() { timeout 300 python3 "$VW" "$@"; }
+writer_start() {  # writer_start ARGS... : `write --journal $JOURNAL ARGS` in the background
+  WRITER_OUT=$IT_TMP/writer-$RANDOM.out WRITER_ERR=${WRITER_OUT%.out}.err
+  python3 "$VW" write --journal "$JOURNAL" "$@" >"$WRITER_OUT" 2>"$WRITER_ERR" &
+  WRITER_PID=$!
+}
+writer_stop() {  # SIGTERM, then up to 20 s for it to drain and exit; returns its exit code
+  local i rc
+  kill -TERM "$WRITER_PID" 2>/dev/null
+  for ((i = 0; i < 200; i++)); do kill -0 "$WRITER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$WRITER_PID" 2>/dev/null; then
+    echo "writer did not stop within 20 s of SIGTERM; killed" >&2
+    kill -KILL "$WRITER_PID"
+  fi
+  wait "$WRITER_PID"; rc=$?
+  WRITER_PID=
+  return $rc
+}
+acks() { local n; n=$(grep -c '^A ' "$JOURNAL" 2>/dev/null); echo "${n:-0}"; }   # acknowledgements journaled
+wait_for_acks() {  # wait_for_acks COUNT SECONDS : the journal holds at least COUNT acknowledgements
+  local want=$1 i
+  for ((i = 0; i < $2 * 10; i++)); do
+    [ "$(acks)" -ge "$want" ] && return 0
+    kill -0 "$WRITER_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+wait_for_log() {  # wait_for_log FILE REGEX SECONDS : until FILE has a line matching REGEX
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -Eq "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+field() {  # field NAME TEXT : the value of NAME=value in TEXT
+  echo "$2" | grep -oE "(^| )$1=[^ ]*" | tail -1 | cut -d= -f2
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# replication_basic.sh - two nodes hold identical replicas; roles switch by hand.
+# timeout: 300
+#
+# Nodes a (127.0.0.1) and b (127.0.0.2), each a freevsa process, replicate a 256 MiB volume
+# (protocol C). The first start runs the initial sync and makes a primary. Then:
+#  - qemu-img writes a random image through a's portal; both backing files' data areas are
+#    bit-identical afterwards; reading back through a gives the image;
+#  - b, the standby, answers INQUIRY but refuses media access with NOT READY 04/0B (ALUA
+#    standby), never LOGICAL UNIT NOT SUPPORTED;
+#  - promote on b is refused while a is primary; demote a, promote b: b serves, a answers
+#    04/0B; writes through b reach a's disk; switch back;
+#  - a clean stop and start of both nodes needs no resync and a is primary again;
+#  - `freevsa status` (text and --json) says all of it.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/lib_cluster.sh"
+it_init replication_basic
+need_cmd qemu-img qemu-utils qemu-block-extra || exit 2
+cluster_init 3420 || exit 2
+cluster_config a
+cluster_config b
+
+node_start a || exit 2
+node_start b || exit 2
+check "a fresh cluster syncs initially and is in sync within 60 s" wait_in_sync 60
+check "a, the initial primary, is primary" [ "$(status_field a "v['role']")" = primary ]
+check "b is secondary and sees a as primary" \
+  [ "$(status_field b "v['role'] + ' ' + p['role']")" = "secondary primary" ]
+out=$(node_cmd a status); echo "$out" | sed 's/^/  /'
+check "status names the protocol and what it means" grep -q "protocol C: a write completes when both disks have it" <<<"$out"
+check "status shows both nodes and their disk states" grep -Eq "^  b .*Connected +secondary +UpToDate" <<<"$out"
+
+# --- writes through the primary reach both disks
+head -c 48M /dev/urandom >"$IT_TMP/random.img"
+check "qemu-img writes 48 MiB through a" timeout 120 qemu-img convert -n -f raw -O raw "$IT_TMP/random.img" "$(iscsi_url a)"
+check "reading back through a gives the same data" \
+  timeout 120 python3 "$REPO_ROOT/test/tools/verified_writer.py" compare "$IT_TMP/random.img" "$(iscsi_url a)" --size 48M
+check "the replicas' data areas are bit-identical (256 MiB compared)" replicas_identical
+writes=$(status_field a "v['writes_replicated']")
+check "a counted replicated writes ($writes)" [ "${writes:-0}" -gt 0 ]
+
+# --- the standby refuses media access with the sense a multipath initiator understands
+cat >"$IT_TMP/bin/sense_of_read.py" <<'PYEOF'
+"""sense_of_read.py HOST PORT IQN [inquiry] : READ(16) of one block (or a standard INQUIRY) on
+LUN 0; prints 'good' or KEY/ASC/ASCQ. libiscsi's tools cannot ask a standby: their login ends
+with a TEST UNIT READY that must succeed."""
+import struct, sys
+import pyiscsi
+host, port, iqn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+inquiry = sys.argv[4:] == ["inquiry"]
+c = pyiscsi.Conn(host, port)
+c.login("iqn.2026-01.org.freevsa:it-sense", iqn)
+cdb = bytes([0x12, 0, 0, 0, 96, 0]) if inquiry else struct.pack(">BBQIBB", 0x88, 0, 0, 1, 0, 0)
+for _ in range(3):   # the first command after login may meet a unit attention
+    status, data, sense = c.scsi(0, cdb, read_len=96 if inquiry else 512)
+    if status == 0:
+        print("good"); break
+    key, asc, ascq = sense[2] & 0x0F, sense[12], sense[13]
+    if key != 6:
+        print(f"{key:02X}/{asc:02X}/{ascq:02X}"); break
+c.logout()
+PYEOF
+sense_of_read() { timeout 30 python3 "$IT_TMP/bin/sense_of_read.py" "${NODE_ADDR[$1]}" "$C_ISCSI_PORT" "$C_IQN" "${@:2}"; }
+check "the primary serves a READ" [ "$(sense_of_read a)" = good ]
+check "b answers INQUIRY as a standby" [ "$(sense_of_read b inquiry)" = good ]
+got=$(sense_of_read b)
+check "b refuses a READ with NOT READY, target port in standby state (02/04/0B), got $got" [ "$got" = 02/04/0B ]
+
+# --- roles by hand
+out=$(node_cmd b promote "$C_VOLUME" 2>&1); rc=$?
+echo "  $out"
+check "promote on b is refused while a is primary (exit $rc)" [ $rc -eq 1 ]
+check "the refusal says to demote a first" grep -q "demote it there first" <<<"$out"
+check "demote a" node_cmd a demote "$C_VOLUME"
+check "b sees a as secondary" wait_for b "p['role']" secondary 10
+check "promote b" node_cmd b promote "$C_VOLUME"
+check "a sees b as primary" wait_for a "p['role']" primary 10
+got=$(sense_of_read a)
+check "a, now standby, refuses a READ with 02/04/0B, got $got" [ "$got" = 02/04/0B ]
+check "b, now primary, serves a READ" [ "$(sense_of_read b)" = good ]
+head -c 8M /dev/urandom >"$IT_TMP/random2.img"
+check "qemu-img writes 8 MiB through b" timeout 60 qemu-img convert -n -f raw -O raw "$IT_TMP/random2.img" "$(iscsi_url b)"
+check "writes through b reach a: replicas identical" replicas_identical
+check "switch back: demote b" node_cmd b demote "$C_VOLUME"
+check "switch back: promote a" node_cmd a promote "$C_VOLUME"
+check "in sync after switching back" wait_in_sync 20
+
+# --- a clean restart of both keeps the roles and needs no resync
+check "a stops on SIGTERM" node_stop a
+check "b stops on SIGTERM" node_stop b
+node_start b || exit 2
+node_start a || exit 2
+check "after a clean restart of both, in sync within 30 s" wait_in_sync 30
+check "a, primary when it stopped, is primary again" wait_for a "v['role']" primary 10
+check "no resync was needed after the clean restart" [ "$(status_field a "v['bytes_resynced']")" = 0 ]
+check "the data written before the restart reads back through a" \
+  timeout 120 python3 "$REPO_ROOT/test/tools/verified_writer.py" compare "$IT_TMP/random2.img" "$(iscsi_url a)" --size 8M
+check "replicas still identical" replicas_identical
+check "a stops on SIGTERM" node_stop a
+check "b stops on SIGTERM" node_stop b
+check "no node logged an error" not grep -E " ERROR " "$IT_TMP/a.log" "$IT_TMP/b.log"
+it_finish

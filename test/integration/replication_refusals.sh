@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# replication_refusals.sh - peers that must not replicate are refused, with errors that name the cause.
+# timeout: 300
+#
+# Each case starts both nodes on fresh files with one difference between their configuration
+# files (or their metadata), and checks that they never connect and that both logs and
+# `freevsa status` say why:
+#  - a wrong shared secret (the HMAC challenge/response fails both ways);
+#  - a size mismatch;
+#  - a volume UUID mismatch (b's replica was created for another cluster);
+#  - a shared setting changed in one file only (the protocol), named in the error;
+#  - another cluster's name.
+# After each refusal, with the difference removed, the same nodes connect and sync: what was
+# refused was the difference, not the nodes.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/lib_cluster.sh"
+it_init replication_refusals
+cluster_init 3460 || exit 2
+
+fresh() { node_stop a; node_stop b; rm -rf "$IT_TMP/data"; mkdir -p "$IT_TMP/data/a" "$IT_TMP/data/b"; : >"$IT_TMP/a.log"; : >"$IT_TMP/b.log"; }
+refused_case() {  # refused_case NAME REGEX-IN-A REGEX-IN-B : started nodes never connect, logs say why
+  local name=$1
+  check "$name: a logs the refusal" wait_log a "$2" 15
+  check "$name: b logs the refusal" wait_log b "$3" 15
+  check "$name: a never connects" [ "$(status_field a "p['connection']")" = Connecting ]
+  check "$name: b never connects" [ "$(status_field b "p['connection']")" = Connecting ]
+  local err
+  err=$(status_field a "p['last_error']")
+  echo "  a: last error: $err"
+  check "$name: a's status says why" grep -Eq "$2" <<<"$err"
+  check "$name: neither node became primary" [ "$(status_field a "v['role']") $(status_field b "v['role']")" = "secondary secondary" ]
+}
+
+echo "--- a wrong shared secret"
+cluster_config a
+cluster_config b SECRET=not-the-cluster-secret-9876543210
+node_start a && node_start b || exit 2
+refused_case "wrong secret" "shared secret \(cluster.secret\) differ" "shared secret \(cluster.secret\) differ"
+check "wrong secret: no data was exchanged (b's disk is still Inconsistent)" [ "$(status_field b "v['disk_state']")" = Inconsistent ]
+
+echo "--- a size mismatch"
+fresh
+cluster_config b SIZE=128M
+node_start a && node_start b || exit 2
+refused_case "size mismatch" "size mismatch: this node's replica holds 268435456 bytes .* b's holds 134217728 bytes" \
+  "size mismatch: this node's replica holds 134217728 bytes .* a's holds 268435456 bytes"
+
+echo "--- a volume UUID mismatch"
+fresh
+cluster_config b CLUSTER=othercluster
+check "b's replica is created for another cluster" node_cmd b create-md "$C_VOLUME"
+cluster_config b
+node_start a && node_start b || exit 2
+refused_case "UUID mismatch" "volume UUID mismatch: this node's metadata says [0-9a-f-]+, b's says [0-9a-f-]+" \
+  "volume UUID mismatch"
+
+echo "--- a shared setting changed on one node only"
+fresh
+cluster_config b PROTOCOL=A
+node_start a && node_start b || exit 2
+refused_case "configuration mismatch" "configuration differs .*protocol" "configuration differs .*protocol"
+
+echo "--- another cluster"
+fresh
+cluster_config b CLUSTER=othercluster
+node_start a && node_start b || exit 2
+refused_case "other cluster" "belongs to cluster 'othercluster'" "belongs to cluster 'itcluster'"
+
+echo "--- the same nodes, agreeing"
+fresh
+cluster_config b
+node_start a && node_start b || exit 2
+check "with matching configurations the nodes connect and sync" wait_in_sync 60
+check "a stops on SIGTERM" node_stop a
+check "b stops on SIGTERM" node_stop b
+it_finish
