@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "replication/peer_tls.h"
 #include "util/log.h"
 
 namespace freevsa::daemon {
@@ -22,7 +23,8 @@ Protocol protocol_of(ReplicationProtocol p) {
   return Protocol::C;
 }
 
-ReplicaSettings settings_for(const LocalCluster& local, const LocalVolume& volume) {
+ReplicaSettings settings_for(const LocalCluster& local, const LocalVolume& volume,
+                             const std::shared_ptr<boost::asio::ssl::context>& tls) {
   if (volume.peers.size() != 1) {
     throw std::runtime_error(fmt::format("volume {}: this version replicates to exactly one peer; the cluster has {} "
                                          "other nodes",
@@ -39,6 +41,7 @@ ReplicaSettings settings_for(const LocalCluster& local, const LocalVolume& volum
   s.peer_address = peer.address.address;
   s.peer_port = peer.address.port;
   s.secret = local.secret;
+  s.tls = tls;
   s.keepalive = KeepAlive{local.keepalive.ping_interval, local.keepalive.timeout};
   s.protocol = protocol_of(volume.protocol);
   s.config_hash = volume.config_hash;
@@ -96,8 +99,10 @@ const LocalVolume& find_volume(const LocalCluster& local, const std::string& nam
 }  // namespace
 
 NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (local_.tls) tls = make_peer_tls_context(TlsFilePaths{local_.tls->cert, local_.tls->key, local_.tls->ca});
   manager_ = std::make_unique<ReplicationManager>(
-      config.worker_threads, KeepAlive{local_.keepalive.ping_interval, local_.keepalive.timeout});
+      config.worker_threads, KeepAlive{local_.keepalive.ping_interval, local_.keepalive.timeout}, tls);
   for (const LocalVolume& volume : local_.volumes) {
     Replica replica;
     replica.backing_path = volume.backing_path;
@@ -117,7 +122,7 @@ NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
       util::log_warn("volume {}: did not stop cleanly{}; {} activity-log extent(s) marked out of sync", volume.name,
                      recovery.crashed_primary ? " while primary" : "", recovery.extents_marked_dirty);
     }
-    replica.replicator = manager_->add(settings_for(local_, volume), replica.storage->data(), *replica.metadata);
+    replica.replicator = manager_->add(settings_for(local_, volume, tls), replica.storage->data(), *replica.metadata);
     // Every start is as secondary. A node that was primary (or is the initial primary of a new
     // volume) takes the role back once it has met its peer as secondary; never alone.
     std::string resume;

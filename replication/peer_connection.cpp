@@ -1,6 +1,8 @@
 #include "replication/peer_connection.h"
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace freevsa::replication {
 
@@ -16,16 +18,49 @@ std::uint64_t monotonic_ns() {
 }
 }  // namespace
 
-PeerConnection::PeerConnection(tcp::socket socket, KeepAlive keepalive)
-    : socket_(std::move(socket)),
+namespace {
+std::variant<tcp::socket, boost::asio::ssl::stream<tcp::socket>> make_stream(tcp::socket socket,
+                                                                             boost::asio::ssl::context* tls) {
+  if (tls == nullptr) return socket;
+  return boost::asio::ssl::stream<tcp::socket>(std::move(socket), *tls);
+}
+}  // namespace
+
+PeerConnection::PeerConnection(tcp::socket socket, KeepAlive keepalive, std::shared_ptr<boost::asio::ssl::context> tls,
+                               Side side)
+    : tls_context_(std::move(tls)),
+      stream_(make_stream(std::move(socket), tls_context_.get())),
+      side_(side),
       keepalive_(keepalive),
       read_buffer_(kReadChunk),
-      ping_timer_(socket_.get_executor()),
-      watchdog_(socket_.get_executor()) {
+      ping_timer_(this->socket().get_executor()),
+      watchdog_(this->socket().get_executor()) {
   boost::system::error_code ec;
-  auto endpoint = socket_.remote_endpoint(ec);
-  remote_ = ec ? std::string("?") : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
-  socket_.set_option(tcp::no_delay(true), ec);
+  auto endpoint = this->socket().remote_endpoint(ec);
+  remote_address_ = ec ? std::string("?") : endpoint.address().to_string();
+  remote_ = ec ? std::string("?") : fmt::format("{}:{}", remote_address_, endpoint.port());
+  this->socket().set_option(tcp::no_delay(true), ec);
+}
+
+tcp::socket& PeerConnection::socket() {
+  if (auto* tls = std::get_if<TlsStream>(&stream_)) return tls->next_layer();
+  return std::get<tcp::socket>(stream_);
+}
+
+std::string PeerConnection::tls_version() const {
+  const auto* tls = std::get_if<TlsStream>(&stream_);
+  if (tls == nullptr) return "";
+  return SSL_get_version(const_cast<TlsStream*>(tls)->native_handle());
+}
+
+bool PeerConnection::peer_certificate_names(std::string_view name) const {
+  const auto* tls = std::get_if<TlsStream>(&stream_);
+  if (tls == nullptr) return false;
+  X509* certificate = SSL_get1_peer_certificate(const_cast<TlsStream*>(tls)->native_handle());
+  if (certificate == nullptr) return false;
+  const bool names = X509_check_host(certificate, name.data(), name.size(), 0, nullptr) == 1;
+  X509_free(certificate);
+  return names;
 }
 
 PeerConnection::~PeerConnection() = default;
@@ -33,9 +68,33 @@ PeerConnection::~PeerConnection() = default;
 void PeerConnection::start(MessageHandler on_message, CloseHandler on_close) {
   set_handlers(std::move(on_message), std::move(on_close));
   last_received_ = std::chrono::steady_clock::now();
-  read_more();
-  arm_ping();
   arm_watchdog();
+  handshake_then_read();
+}
+
+void PeerConnection::handshake_then_read() {
+  auto* tls = std::get_if<TlsStream>(&stream_);
+  if (tls == nullptr) {
+    ready_ = true;
+    read_more();
+    arm_ping();
+    if (!queue_.empty() && !writing_) write_next();
+    return;
+  }
+  const auto type = side_ == Side::Dialled ? boost::asio::ssl::stream_base::client : boost::asio::ssl::stream_base::server;
+  tls->async_handshake(type, [self = shared_from_this()](boost::system::error_code ec) {
+    if (self->closed_) return;
+    if (ec) {
+      // The address without the (ephemeral) port: a repeated failure reads the same each time.
+      self->fail(fmt::format("TLS handshake with {} failed: {}", self->remote_address_, ec.message()));
+      return;
+    }
+    self->last_received_ = std::chrono::steady_clock::now();
+    self->ready_ = true;
+    self->read_more();
+    self->arm_ping();
+    if (!self->queue_.empty() && !self->writing_) self->write_next();
+  });
 }
 
 void PeerConnection::set_handlers(MessageHandler on_message, CloseHandler on_close) {
@@ -45,15 +104,20 @@ void PeerConnection::set_handlers(MessageHandler on_message, CloseHandler on_clo
 
 void PeerConnection::read_more() {
   if (closed_) return;
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
-                            if (self->closed_) return;
-                            if (ec) {
-                              self->fail(ec == asio::error::eof ? "the peer closed the connection" : ec.message());
-                              return;
-                            }
-                            self->on_read(bytes);
-                          });
+  std::visit(
+      [&](auto& stream) {
+        stream.async_read_some(asio::buffer(read_buffer_),
+                               [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
+                                 if (self->closed_) return;
+                                 if (ec) {
+                                   const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+                                   self->fail(eof ? "the peer closed the connection" : ec.message());
+                                   return;
+                                 }
+                                 self->on_read(bytes);
+                               });
+      },
+      stream_);
 }
 
 void PeerConnection::on_read(std::size_t bytes) {
@@ -100,7 +164,7 @@ void PeerConnection::send(const peer::Message& message, std::uint64_t request_id
     return;
   }
   queue_.push_back(Outgoing{frame.value, nullptr});
-  if (!writing_) write_next();
+  if (!writing_ && ready_) write_next();
 }
 
 void PeerConnection::hold_until_sent(std::shared_ptr<const void> owner) {
@@ -118,16 +182,20 @@ void PeerConnection::write_next() {
   const Outgoing& out = queue_.front();
   std::array<asio::const_buffer, 2> buffers{asio::buffer(out.frame.head().data(), out.frame.head().size()),
                                             asio::buffer(out.frame.tail.data(), out.frame.tail.size())};
-  asio::async_write(socket_, buffers, [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
-    if (self->closed_) return;
-    if (ec) {
-      self->fail(ec.message());
-      return;
-    }
-    self->bytes_sent_ += bytes;
-    self->queue_.pop_front();
-    self->write_next();
-  });
+  std::visit(
+      [&](auto& stream) {
+        asio::async_write(stream, buffers, [self = shared_from_this()](boost::system::error_code ec, std::size_t bytes) {
+          if (self->closed_) return;
+          if (ec) {
+            self->fail(ec.message());
+            return;
+          }
+          self->bytes_sent_ += bytes;
+          self->queue_.pop_front();
+          self->write_next();
+        });
+      },
+      stream_);
 }
 
 void PeerConnection::arm_ping() {
@@ -173,8 +241,8 @@ void PeerConnection::fail(const std::string& reason) {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  socket().shutdown(tcp::socket::shutdown_both, ignored);
+  socket().close(ignored);
   ping_timer_.cancel();
   watchdog_.cancel();
   queue_.clear();

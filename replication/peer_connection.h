@@ -9,6 +9,8 @@
 // Keep-alive: a Ping goes out every ping_interval while the connection is up; a connection on
 // which nothing arrived for `timeout` is closed ("peer silent"), which catches a peer that
 // stopped answering while TCP still looks fine.
+// TLS (optional, peer_tls.h): the TLS handshake runs first, as the client on the dialling side;
+// frames queued meanwhile leave once it is done. The watchdog covers a stalled handshake.
 //
 // Threading: everything runs on the io_context's single thread, including the handlers. send()
 // and close() must be called on that thread too (post to it from elsewhere).
@@ -20,7 +22,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
+
+#include <boost/asio/ssl.hpp>
 
 #include "replication/peer_protocol.h"
 #include "util/asio.h"
@@ -37,7 +43,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   using MessageHandler = std::function<void(const peer::FrameHeader&, const peer::Message&)>;
   using CloseHandler = std::function<void(const std::string& reason)>;
 
-  PeerConnection(boost::asio::ip::tcp::socket socket, KeepAlive keepalive);
+  enum class Side { Dialled, Accepted };  // which end of the TCP connection this is
+
+  // `tls`: null for plain TCP.
+  PeerConnection(boost::asio::ip::tcp::socket socket, KeepAlive keepalive,
+                 std::shared_ptr<boost::asio::ssl::context> tls = nullptr, Side side = Side::Dialled);
   ~PeerConnection();
 
   // Starts reading and pinging. Handlers may be replaced later (a listener hands the
@@ -57,15 +67,24 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool closed() const { return closed_; }
 
   std::string remote() const { return remote_; }
+  bool tls() const { return std::holds_alternative<TlsStream>(stream_); }
+  // "TLSv1.3" once the handshake is done; "" for plain TCP.
+  std::string tls_version() const;
+  // Whether the peer's (verified) certificate is issued to `name` (subjectAltName DNS, or the
+  // common name when there is none). False for plain TCP.
+  bool peer_certificate_names(std::string_view name) const;
   // The round trip of the last answered ping; negative until one was answered.
   double round_trip_ms() const { return round_trip_ms_; }
   std::uint64_t bytes_sent() const { return bytes_sent_; }
 
  private:
+  using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
   struct Outgoing {
     peer::OutgoingFrame frame;
     std::shared_ptr<const void> owner;
   };
+  boost::asio::ip::tcp::socket& socket();
+  void handshake_then_read();
   void read_more();
   void on_read(std::size_t bytes);
   void write_next();
@@ -73,9 +92,13 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   void arm_watchdog();
   void fail(const std::string& reason);
 
-  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // declared first: outlives the stream
+  std::variant<boost::asio::ip::tcp::socket, TlsStream> stream_;
+  Side side_;
+  bool ready_ = false;  // TLS handshake done (plain TCP: at once); frames may be written
   KeepAlive keepalive_;
-  std::string remote_;
+  std::string remote_;          // address:port
+  std::string remote_address_;
   MessageHandler on_message_;
   CloseHandler on_close_;
   peer::FrameReader reader_;

@@ -11,8 +11,9 @@ namespace freevsa::replication {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-ReplicationManager::ReplicationManager(std::size_t worker_threads, KeepAlive keepalive)
-    : work_(asio::make_work_guard(io_)), workers_(worker_threads), keepalive_(keepalive) {}
+ReplicationManager::ReplicationManager(std::size_t worker_threads, KeepAlive keepalive,
+                                       std::shared_ptr<asio::ssl::context> tls)
+    : work_(asio::make_work_guard(io_)), workers_(worker_threads), keepalive_(keepalive), tls_(std::move(tls)) {}
 
 ReplicationManager::~ReplicationManager() { stop(); }
 
@@ -48,7 +49,8 @@ void ReplicationManager::accept() {
   acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_) return;
     if (!ec) {
-      auto connection = std::make_shared<PeerConnection>(std::move(socket), keepalive_);
+      auto connection =
+          std::make_shared<PeerConnection>(std::move(socket), keepalive_, tls_, PeerConnection::Side::Accepted);
       std::weak_ptr<PeerConnection> weak = connection;
       connection->start(
           [this, weak](const peer::FrameHeader&, const peer::Message& message) {

@@ -19,7 +19,10 @@ namespace freevsa::replication {
 
 class ReplicationManager final : public ReplicationControl {
  public:
-  ReplicationManager(std::size_t worker_threads, KeepAlive keepalive);
+  // `tls`: the context accepted connections use (null: plain TCP); replicas dial with their
+  // settings' context, normally the same.
+  ReplicationManager(std::size_t worker_threads, KeepAlive keepalive,
+                     std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~ReplicationManager() override;
 
   std::shared_ptr<Replicator> add(ReplicaSettings settings, Volume& data, MetadataStore& metadata);
@@ -44,6 +47,7 @@ class ReplicationManager final : public ReplicationControl {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   util::WorkerPool workers_;
   KeepAlive keepalive_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::map<std::string, std::shared_ptr<Replicator>> replicators_;
   std::thread thread_;

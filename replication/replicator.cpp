@@ -82,7 +82,8 @@ void Replicator::dial() {
       self->schedule_dial();
       return;
     }
-    auto connection = std::make_shared<PeerConnection>(std::move(*socket), self->settings_.keepalive);
+    auto connection = std::make_shared<PeerConnection>(std::move(*socket), self->settings_.keepalive,
+                                                       self->settings_.tls, PeerConnection::Side::Dialled);
     self->begin_handshake(connection);
     connection->start([weak = std::weak_ptr<Replicator>(self)](const peer::FrameHeader& h, const peer::Message& m) {
                         if (auto me = weak.lock()) me->on_message(h, m);
@@ -231,6 +232,10 @@ void Replicator::on_hello(const peer::Hello& hello) {
   } else if (hello.node_id != settings_.peer_id || hello.node_name != settings_.peer_name) {
     refusal = fmt::format("the peer is node '{}' (id {}), but the configuration expects '{}' (id {}) here",
                           hello.node_name, hello.node_id, settings_.peer_name, settings_.peer_id);
+  } else if (link_->tls() && !link_->peer_certificate_names(settings_.peer_name)) {
+    refusal = fmt::format("the peer's TLS certificate is not issued to '{}' (its subjectAltName or common name must "
+                          "be the node's name)",
+                          settings_.peer_name);
   } else if (hello.protocol_max < peer::kProtocolVersionMin || hello.protocol_min > peer::kProtocolVersionMax) {
     refusal = fmt::format("no common protocol version (peer {}..{}, this node {}..{})", hello.protocol_min,
                           hello.protocol_max, peer::kProtocolVersionMin, peer::kProtocolVersionMax);
@@ -359,8 +364,9 @@ void Replicator::after_authentication() {
   phase_ = Phase::Up;
   backoff_ = std::chrono::milliseconds(200);
   last_error_.clear();
-  util::log_info("{}: connected to {} ({}): {}; peer is {} with a {} disk", settings_.volume_name, settings_.peer_name,
-                 link_->remote(), to_string(decision_), peer_role_ == peer::Role::Primary ? "primary" : "secondary",
+  util::log_info("{}: connected to {} ({}{}): {}; peer is {} with a {} disk", settings_.volume_name,
+                 settings_.peer_name, link_->remote(), link_->tls() ? ", " + link_->tls_version() : "",
+                 to_string(decision_), peer_role_ == peer::Role::Primary ? "primary" : "secondary",
                  to_string(to_disk_state(peer_disk_)));
   // The peer takes writes from now on: whatever it misses until the bitmaps are merged is in
   // one of the two bitmaps.
@@ -424,14 +430,15 @@ void Replicator::link_down(const std::string& reason) {
     }
     peer_disk_ = peer::DiskState::Outdated;
   }
-  if (last_error_.empty() || was_up) note_error(reason);
+  note_error(reason);
   if (phase_ == Phase::Stopped) return;
   phase_ = Phase::Connecting;
   schedule_dial();
 }
 
 void Replicator::note_error(const std::string& error) {
-  if (error != last_error_) util::log_debug("{}: {}", settings_.volume_name, error);
+  // Once per new reason: reconnect attempts repeat the same failure every few seconds.
+  if (error != last_error_) util::log_warn("{}: {}", settings_.volume_name, error);
   last_error_ = error;
 }
 
@@ -636,7 +643,7 @@ VolumeStatus Replicator::status_on_io_thread() {
     SyncProgress sp;
     sp.full = resync_->full;
     sp.total_bytes = resync_->total;
-    sp.done_bytes = sync_role_ == SyncRole::Source ? resync_->done : resync_->done;
+    sp.done_bytes = resync_->done;
     // The bitmap is the truth about what is left; the total only grows if writes failed.
     const std::uint64_t left = st.out_of_sync_bytes;
     sp.total_bytes = std::max(sp.total_bytes, sp.done_bytes + left);

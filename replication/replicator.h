@@ -56,6 +56,7 @@ struct ReplicaSettings {
   std::string peer_address;  // IP literal
   std::uint16_t peer_port = peer::kDefaultPort;
   std::string secret;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain TCP (peer_tls.h)
   KeepAlive keepalive;
   Protocol protocol = Protocol::C;
   std::array<std::uint8_t, 32> config_hash{};

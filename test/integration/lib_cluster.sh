@@ -7,7 +7,8 @@
 #                                  both addresses; files under $IT_TMP/data/{a,b}
 #   cluster_config NODE [KEY=VALUE...]  writes $IT_TMP/NODE.yaml, the file NODE runs with;
 #                                  keys: SIZE PROTOCOL SECRET CLUSTER RESYNC_RATE CHECKSUM
-#                                  VERIFY_RATE (defaults below). Both nodes normally get the
+#                                  VERIFY_RATE BLOCK (defaults below), TLS=DIR (TLS on the peer
+#                                  link with DIR/ca.crt and DIR/{a,b}.{crt,key}). Both nodes normally get the
 #                                  same values; tests of mismatches give one node others.
 #   node_start NODE                serve NODE in the background (log $IT_TMP/NODE.log)
 #   node_kill NODE                 SIGKILL, reaped
@@ -51,13 +52,18 @@ cluster_init() {
 cluster_config() {  # cluster_config NODE [KEY=VALUE...]
   local node=$1; shift
   local SIZE=256M PROTOCOL=C SECRET=integration-test-secret-0123456789 CLUSTER=itcluster
-  local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 kv
+  local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 TLS= kv tls=
   for kv in "$@"; do
     case ${kv%%=*} in
-    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK) local "$kv" ;;
+    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS) local "$kv" ;;
     *) echo "cluster_config: unknown setting $kv" >&2; return 2 ;;
     esac
   done
+  [ -n "$TLS" ] && tls="
+  tls:
+    cert: {a: $TLS/a.crt, b: $TLS/b.crt}
+    key: {a: $TLS/a.key, b: $TLS/b.key}
+    ca: $TLS/ca.crt"
   C_SIZE_BYTES=$(numfmt --from=iec "$SIZE")
   C_DATA_BYTES=$C_SIZE_BYTES
   cat >"$IT_TMP/$node.yaml" <<EOF
@@ -66,7 +72,7 @@ cluster:
   name: $CLUSTER
   secret: $SECRET
   initial_primary: a
-  keepalive: {ping_interval: 200ms, timeout: 1s}
+  keepalive: {ping_interval: 200ms, timeout: 1s}$tls
 nodes:
   - name: a
     id: 1
