@@ -1,5 +1,7 @@
 #include "replication/connect_decision.h"
 
+#include <fmt/format.h>
+
 namespace freevsa::replication {
 
 namespace {
@@ -39,12 +41,24 @@ ConnectDecision decide_connect(const ConnectSide& local, const ConnectSide& peer
   const bool local_bad = local.disk == DiskState::Inconsistent || local.disk == DiskState::Diskless;
   const bool peer_bad = peer.disk == DiskState::Inconsistent || peer.disk == DiskState::Diskless;
   SyncDecision d = decide_sync(local.generations, peer.generations, local_is_initial_primary);
+  // Two new, empty replicas: the initial primary's (empty) data becomes the volume's.
+  const bool both_new = local_bad && peer_bad && is_freshly_formatted(local.generations) &&
+                        is_freshly_formatted(peer.generations) &&
+                        (d == SyncDecision::FullSyncAsSource || d == SyncDecision::FullSyncAsTarget);
   if (local_good && peer_bad) {
     d = source_over_inconsistent(d);
   } else if (peer_good && local_bad) {
     d = mirror(source_over_inconsistent(mirror(d)));
-  } else if (local_bad && peer_bad && d != SyncDecision::FullSyncAsSource && d != SyncDecision::FullSyncAsTarget) {
+  } else if (local_bad && peer_bad && !both_new) {
     out.refusal = "neither replica holds a complete copy of the volume (both are inconsistent)";
+    return out;
+  }
+  if (!both_new && ((local_bad && is_source(d)) || (peer_bad && is_target(d)))) {
+    // An incomplete replica never overwrites a complete one, however new its generation.
+    out.refusal = fmt::format("the replica with the newer data ({}) is incomplete (inconsistent) and the other is "
+                              "outdated; promote the outdated one with --force to accept its older data, or restore "
+                              "the volume",
+                              local_bad ? "this node's" : "the peer's");
     return out;
   }
   if (d == SyncDecision::SplitBrain) {

@@ -2,6 +2,10 @@
 
 namespace freevsa::replication {
 
+bool is_freshly_formatted(const Generations& g) {
+  return g.bitmap == 0 && g.history[0] == 0 && g.history[1] == 0;
+}
+
 namespace {
 bool in_history(const Generations& g, std::uint64_t id) {
   if (id == 0) return false;
@@ -10,8 +14,7 @@ bool in_history(const Generations& g, std::uint64_t id) {
   return false;
 }
 
-// A freshly formatted volume: a current generation and nothing else.
-bool never_diverged(const Generations& g) { return g.bitmap == 0 && g.history[0] == 0 && g.history[1] == 0; }
+bool never_diverged(const Generations& g) { return is_freshly_formatted(g); }
 }  // namespace
 
 Generations new_volume_generations(std::uint64_t random_current) {

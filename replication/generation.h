@@ -27,6 +27,9 @@ struct Generations {
 // both nodes format with it and agree at first connect that nothing needs copying.
 constexpr std::uint64_t kFreshAndEmpty = 0x4672657368456d70ull;  // "FreshEmp"
 
+// A replica whose generations never moved since it was formatted (nothing but a current one).
+bool is_freshly_formatted(const Generations& g);
+
 // What the metadata records when the volume is first formatted without the in-sync option: a
 // number no other volume shares, so the first connect decides a full sync from the initial primary.
 Generations new_volume_generations(std::uint64_t random_current);

@@ -53,7 +53,11 @@ void Replicator::send_request(peer::Message message, Done done, std::shared_ptr<
 }
 
 void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) {
-  asio::post(io_, [self = shared_from_this(), offset, data, fua, done = std::move(done)]() mutable {
+  // The epoch of the moment the write is issued: a write the initiator issues after another
+  // completed (protocols A and B) must carry a later epoch even if the link's thread is slow
+  // to send the first.
+  const std::uint64_t epoch = epoch_.load();
+  asio::post(io_, [self = shared_from_this(), offset, data, fua, epoch, done = std::move(done)]() mutable {
     if (!self->replicating_.load() || !self->link_) {
       done(ECONNRESET);
       return;
@@ -61,7 +65,6 @@ void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> 
     // A frame carries at most kMaxDataLength; longer writes go in pieces, answered together.
     const std::size_t pieces = (data.size() + peer::kMaxDataLength - 1) / peer::kMaxDataLength;
     auto gather = std::make_shared<Gather>(Gather{std::move(done), pieces});
-    const std::uint64_t epoch = self->epoch_.load();
     for (std::size_t sent = 0; sent < data.size(); sent += peer::kMaxDataLength) {
       const std::size_t length = std::min<std::size_t>(peer::kMaxDataLength, data.size() - sent);
       peer::Write write{offset + sent, fua ? peer::kWriteFua : 0u, epoch, data.subspan(sent, length)};
@@ -82,12 +85,13 @@ void Replicator::send_flush(Done done) {
 }
 
 void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done done) {
-  asio::post(io_, [self = shared_from_this(), offset, length, done = std::move(done)]() mutable {
+  const std::uint64_t epoch = epoch_.load();
+  asio::post(io_, [self = shared_from_this(), offset, length, epoch, done = std::move(done)]() mutable {
     if (!self->replicating_.load()) {
       done(ECONNRESET);
       return;
     }
-    self->send_request(peer::Discard{offset, length, self->epoch_.load()}, std::move(done));
+    self->send_request(peer::Discard{offset, length, epoch}, std::move(done));
   });
 }
 
