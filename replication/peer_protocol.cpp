@@ -31,6 +31,8 @@ constexpr TypeInfo kTypes[] = {
     {MessageType::FlushAck, "FlushAck", 8, 0},
     {MessageType::Barrier, "Barrier", 16, 0},
     {MessageType::BarrierAck, "BarrierAck", 16, 0},
+    {MessageType::Read, "Read", 16, 0},
+    {MessageType::ReadData, "ReadData", 16, kMaxDataLength},
     {MessageType::Ping, "Ping", 8, 0},
     {MessageType::PingAck, "PingAck", 8, 0},
     {MessageType::StateChange, "StateChange", 40, kMaxReasonLength},
@@ -263,6 +265,12 @@ ProtocolError validate(const Flush&) { return ProtocolError::None; }
 ProtocolError validate(const FlushAck& m) { return require(valid_status(m.status), ProtocolError::OutOfRange); }
 ProtocolError validate(const Barrier&) { return ProtocolError::None; }
 ProtocolError validate(const BarrierAck&) { return ProtocolError::None; }
+ProtocolError validate(const Read& m) { return check_range(m.offset, m.length, kMaxDataLength); }
+ProtocolError validate(const ReadData& m) {
+  return first_error({check_range(m.offset, m.length, kMaxDataLength),
+                      require(valid_status(m.status), ProtocolError::OutOfRange),
+                      require(m.data.size() == (m.status == 0 ? m.length : 0), ProtocolError::BadLength)});
+}
 ProtocolError validate(const Ping&) { return ProtocolError::None; }
 ProtocolError validate(const PingAck&) { return ProtocolError::None; }
 ProtocolError validate(const StateChange& m) {
@@ -528,6 +536,31 @@ void read_body(Reader& r, ResyncRequest& m) {
   m.digest = r.bytes<32>();
 }
 
+Tail write_body(Writer& w, const Read& m) {
+  w.u64(m.offset);
+  w.u32(m.length);
+  w.reserved(4);
+  return {};
+}
+void read_body(Reader& r, Read& m) {
+  m.offset = r.u64();
+  m.length = r.u32();
+  r.reserved(4);
+}
+
+Tail write_body(Writer& w, const ReadData& m) {
+  w.u64(m.offset);
+  w.u32(m.length);
+  w.i32(m.status);
+  return m.data;
+}
+void read_body(Reader& r, ReadData& m) {
+  m.offset = r.u64();
+  m.length = r.u32();
+  m.status = r.i32();
+  m.data = r.rest();
+}
+
 Tail write_body(Writer& w, const ResyncData& m) {
   w.u64(m.offset);
   w.u32(m.length);
@@ -678,6 +711,9 @@ bool operator==(const BitmapChunk& a, const BitmapChunk& b) {
   return a.bit_offset == b.bit_offset && a.bit_count == b.bit_count && a.encoding == b.encoding &&
          a.flags == b.flags && std::ranges::equal(a.body, b.body);
 }
+bool operator==(const ReadData& a, const ReadData& b) {
+  return a.offset == b.offset && a.length == b.length && a.status == b.status && std::ranges::equal(a.data, b.data);
+}
 bool operator==(const ResyncData& a, const ResyncData& b) {
   return a.offset == b.offset && a.length == b.length && a.flags == b.flags && a.status == b.status &&
          std::ranges::equal(a.data, b.data);
@@ -688,7 +724,8 @@ MessageType type_of(const Message& message) {
       MessageType::Hello,         MessageType::AuthChallenge,   MessageType::AuthResponse,
       MessageType::AuthResult,    MessageType::SharedSettings,  MessageType::Write,           MessageType::WriteAck,
       MessageType::Discard,       MessageType::Flush,           MessageType::FlushAck,
-      MessageType::Barrier,       MessageType::BarrierAck,      MessageType::Ping,
+      MessageType::Barrier,       MessageType::BarrierAck,      MessageType::Read,
+      MessageType::ReadData,      MessageType::Ping,
       MessageType::PingAck,       MessageType::StateChange,     MessageType::Disconnect,
       MessageType::BitmapChunk,   MessageType::ResyncRequest,   MessageType::ResyncData,
       MessageType::ChecksumRequest, MessageType::ChecksumReply, MessageType::VerifyDone,
@@ -764,6 +801,8 @@ Result<Message> decode_message(const FrameHeader& header, std::span<const std::u
     case MessageType::FlushAck: return read_message<FlushAck>(payload);
     case MessageType::Barrier: return read_message<Barrier>(payload);
     case MessageType::BarrierAck: return read_message<BarrierAck>(payload);
+    case MessageType::Read: return read_message<Read>(payload);
+    case MessageType::ReadData: return read_message<ReadData>(payload);
     case MessageType::Ping: return read_message<Ping>(payload);
     case MessageType::PingAck: return read_message<PingAck>(payload);
     case MessageType::StateChange: return read_message<StateChange>(payload);

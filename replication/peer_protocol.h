@@ -66,6 +66,8 @@ enum class MessageType : std::uint8_t {
   FlushAck = 0x14,
   Barrier = 0x15,
   BarrierAck = 0x16,
+  Read = 0x17,
+  ReadData = 0x18,
   // connection management
   Ping = 0x20,
   PingAck = 0x21,
@@ -220,6 +222,21 @@ struct BarrierAck {
   std::uint32_t write_count = 0;
   bool operator==(const BarrierAck&) const = default;
 };
+// A primary whose own disk failed reads from its peer's (on-io-error detach). Answered by
+// ReadData with the same request id.
+struct Read {
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;  // 1..kMaxDataLength, multiple of kSectorSize
+  bool operator==(const Read&) const = default;
+};
+// Data is present, `length` bytes, exactly when status == 0.
+struct ReadData {
+  std::uint64_t offset = 0;
+  std::uint32_t length = 0;
+  std::int32_t status = 0;  // 0 or a positive errno (< 4096)
+  std::span<const std::uint8_t> data;
+};
+bool operator==(const ReadData& a, const ReadData& b);
 struct Ping {
   std::uint64_t timestamp_ns = 0;  // sender's monotonic clock, echoed in PingAck
   bool operator==(const Ping&) const = default;
@@ -304,7 +321,7 @@ struct Ignored {
 };
 
 using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, SharedSettings, Write, WriteAck, Discard,
-                             Flush, FlushAck, Barrier, BarrierAck, Ping, PingAck, StateChange, Disconnect,
+                             Flush, FlushAck, Barrier, BarrierAck, Read, ReadData, Ping, PingAck, StateChange, Disconnect,
                              BitmapChunk, ResyncRequest, ResyncData, ChecksumRequest, ChecksumReply,
                              VerifyDone, Ignored>;
 MessageType type_of(const Message& message);  // Ignored: its raw type cast

@@ -135,6 +135,20 @@ TEST(PeerProtocol, FlushRoundTrips) { expect_round_trip(Flush{}); }
 TEST(PeerProtocol, FlushAckRoundTrips) { expect_round_trip(FlushAck{28}); }
 TEST(PeerProtocol, BarrierRoundTrips) { expect_round_trip(Barrier{77, 3}); }
 TEST(PeerProtocol, BarrierAckRoundTrips) { expect_round_trip(BarrierAck{77, 3}); }
+TEST(PeerProtocol, ReadRoundTrips) { expect_round_trip(Read{1ull << 33, 65536}); }
+TEST(PeerProtocol, ReadDataRoundTrips) {
+  const Bytes data(4096, 0xab);
+  expect_round_trip(ReadData{8192, 4096, 0, data});
+  expect_round_trip(ReadData{8192, 4096, 5, {}});
+}
+TEST(PeerProtocol, ReadDataCarriesDataExactlyWhenItSucceeded) {
+  const Bytes data(4096, 0xab);
+  EXPECT_EQ(encode(ReadData{0, 4096, 5, data}, 1).error, ProtocolError::BadLength);
+  EXPECT_EQ(encode(ReadData{0, 4096, 0, {}}, 1).error, ProtocolError::BadLength);
+  EXPECT_EQ(encode(Read{0, 0}, 1).error, ProtocolError::BadLength);
+  EXPECT_EQ(encode(Read{0, 100}, 1).error, ProtocolError::Misaligned);
+  EXPECT_EQ(encode(Read{0, kMaxDataLength + 512}, 1).error, ProtocolError::BadLength);
+}
 TEST(PeerProtocol, PingRoundTrips) { expect_round_trip(Ping{0xfedcba9876543210ull}); }
 TEST(PeerProtocol, PingAckRoundTrips) { expect_round_trip(PingAck{123456789}); }
 TEST(PeerProtocol, StateChangeRoundTrips) {
