@@ -101,6 +101,8 @@ int serve(const freevsa::daemon::Config& config) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A write past a file-size limit (RLIMIT_FSIZE) is an I/O error of that volume, not a reason to die.
+  signal(SIGXFSZ, SIG_IGN);
 
   // A cluster file's volumes are replicated: their storage and links come first, the targets
   // serve them.

@@ -46,9 +46,10 @@ ConnectDecision decide_connect(const ConnectSide& local, const ConnectSide& peer
                         is_freshly_formatted(peer.generations) &&
                         (d == SyncDecision::FullSyncAsSource || d == SyncDecision::FullSyncAsTarget);
   if (local_good && peer_bad) {
-    d = source_over_inconsistent(d);
+    // A Diskless replica missed every write since its disk failed: no bitmap names them.
+    d = peer.disk == DiskState::Diskless ? SyncDecision::FullSyncAsSource : source_over_inconsistent(d);
   } else if (peer_good && local_bad) {
-    d = mirror(source_over_inconsistent(mirror(d)));
+    d = local.disk == DiskState::Diskless ? SyncDecision::FullSyncAsTarget : mirror(source_over_inconsistent(mirror(d)));
   } else if (local_bad && peer_bad && !both_new) {
     out.refusal = "neither replica holds a complete copy of the volume (both are inconsistent)";
     return out;

@@ -5,6 +5,7 @@
 // and must not block.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -19,6 +20,9 @@ class PeerChannel {
 
   // True while the link is up and the peer's disk takes replicated writes.
   virtual bool connected() const = 0;
+  // True while, besides, the peer's disk is UpToDate: it can serve this volume's reads and take
+  // its writes alone when the local disk has failed.
+  virtual bool peer_up_to_date() const { return false; }
 
   // Replicates a write. `done` runs exactly once: with 0 when the peer reports the data on its
   // disk (with fua: on stable storage there), or with an errno when that is not known - the link
@@ -27,6 +31,8 @@ class PeerChannel {
   // Asks the peer to make everything it acknowledged durable.
   virtual void send_flush(Done done) = 0;
   virtual void send_discard(std::uint64_t offset, std::uint64_t length, Done done) = 0;
+  // Reads from the peer's disk (the local one failed). `dst` stays valid until `done` ran.
+  virtual void send_read(std::uint64_t /*offset*/, std::span<std::uint8_t> /*dst*/, Done done) { done(ENOTCONN); }
   // A write completed to the initiator before the peer confirmed it (protocols A and B): writes
   // sent from now on must not be applied on the peer before the ones sent so far.
   virtual void write_completed() {}

@@ -45,9 +45,44 @@ void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t len
   work();
 }
 
+int ReplicatedVolume::on_peer_and_wait(const std::function<void(PeerChannel::Done)>& start) {
+  PeerOutcome outcome;
+  start([&outcome](int error) { outcome.complete(error); });
+  return outcome.wait();
+}
+
+bool ReplicatedVolume::detach_if_peer_can_serve(int error, const char* operation) {
+  if (!peer_.peer_up_to_date()) return false;
+  if (!detached_.exchange(true) && on_detach_) on_detach_(error, operation);
+  return true;
+}
+
+int ReplicatedVolume::read_from_peer(std::uint64_t offset, std::span<std::uint8_t> dst) {
+  // A frame carries at most kMaxDataLength (1 MiB); SCSI reads may be longer.
+  constexpr std::size_t kPiece = 1u << 20;
+  if (!peer_.peer_up_to_date()) return EIO;
+  for (std::size_t done = 0; done < dst.size(); done += kPiece) {
+    const std::span<std::uint8_t> piece = dst.subspan(done, std::min(kPiece, dst.size() - done));
+    const int error =
+        on_peer_and_wait([&](PeerChannel::Done finished) { peer_.send_read(offset + done, piece, std::move(finished)); });
+    if (error != 0) return EIO;  // neither disk can serve it
+  }
+  return 0;
+}
+
+int ReplicatedVolume::write_on_peer_only(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
+  if (!peer_.peer_up_to_date()) return EIO;
+  const int error =
+      on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_write(offset, src, fua, std::move(done)); });
+  return error == 0 ? 0 : EIO;
+}
+
 int ReplicatedVolume::read(std::uint64_t offset, std::span<std::uint8_t> dst) {
   if (role_.load() != Role::Primary) return EROFS;
-  return local_.read(offset, dst);
+  if (detached_.load()) return read_from_peer(offset, dst);
+  const int error = local_.read(offset, dst);
+  if (error != 0 && detach_if_peer_can_serve(error, "read")) return read_from_peer(offset, dst);
+  return error;
 }
 
 std::shared_ptr<ReplicatedVolume::PeerOutcome> ReplicatedVolume::start_on_peer(
@@ -75,10 +110,13 @@ void ReplicatedVolume::finish_on_peer(const std::shared_ptr<PeerOutcome>& outcom
 int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
   if (role_.load() != Role::Primary) return EROFS;
   auto guard = in_flight_.lock(offset, src.size());
+  if (detached_.load()) return write_on_peer_only(offset, src, fua);
   // The extent is hot on disk before either replica changes, so that after a crash of this
   // node the resync covers it whichever side the write reached.
   if (activity_log_ != nullptr) {
-    if (int error = activity_log_->begin_write(offset, src.size()); error != 0) return error;
+    if (int error = activity_log_->begin_write(offset, src.size()); error != 0) {
+      return detach_if_peer_can_serve(error, "activity log write") ? write_on_peer_only(offset, src, fua) : error;
+    }
   }
   // Protocol A returns before the peer answered: the link gets its own copy of the data.
   std::shared_ptr<std::vector<std::uint8_t>> copy;
@@ -91,7 +129,17 @@ int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> 
   auto outcome = start_on_peer(offset, src.size(), [&](PeerChannel::Done done) {
     peer_.send_write(offset, to_peer, fua, [copy, done = std::move(done)](int error) { done(error); });
   });
-  const int local_error = local_.write(offset, src, fua);
+  int local_error = local_.write(offset, src, fua);
+  if (local_error != 0 && outcome) {
+    // The data may now be on the peer's disk alone: with an UpToDate peer that is enough.
+    if (outcome->wait() == 0) {
+      if (detach_if_peer_can_serve(local_error, "write")) {
+        local_error = 0;
+      } else {
+        out_of_sync_.mark_out_of_sync(offset, src.size());
+      }
+    }
+  }
   finish_on_peer(outcome);
   if (activity_log_ != nullptr) activity_log_->end_write(offset, src.size());
   if (protocol_ != Protocol::C) peer_.write_completed();
@@ -100,8 +148,15 @@ int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> 
 
 int ReplicatedVolume::flush() {
   if (role_.load() != Role::Primary) return EROFS;
+  if (detached_.load()) {
+    if (!peer_.peer_up_to_date()) return EIO;
+    return on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); }) == 0 ? 0 : EIO;
+  }
   auto outcome = start_on_peer(0, 0, [&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); });
-  const int local_error = local_.flush();
+  int local_error = local_.flush();
+  if (local_error != 0 && outcome && outcome->wait() == 0 && detach_if_peer_can_serve(local_error, "flush")) {
+    local_error = 0;
+  }
   finish_on_peer(outcome);
   return local_error;
 }
@@ -121,13 +176,29 @@ int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
 
 int ReplicatedVolume::discard_piece(std::uint64_t offset, std::uint64_t length) {
   auto guard = in_flight_.lock(offset, length);
+  const auto on_peer_only = [&] {
+    if (!peer_.peer_up_to_date()) return EIO;
+    const int error =
+        on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_discard(offset, length, std::move(done)); });
+    return error == 0 ? 0 : EIO;
+  };
+  if (detached_.load()) return on_peer_only();
   if (activity_log_ != nullptr) {
-    if (int error = activity_log_->begin_write(offset, length); error != 0) return error;
+    if (int error = activity_log_->begin_write(offset, length); error != 0) {
+      return detach_if_peer_can_serve(error, "activity log write") ? on_peer_only() : error;
+    }
   }
   auto outcome = start_on_peer(offset, length, [&](PeerChannel::Done done) {
     peer_.send_discard(offset, length, std::move(done));
   });
-  const int local_error = local_.discard(offset, length);
+  int local_error = local_.discard(offset, length);
+  if (local_error != 0 && outcome && outcome->wait() == 0) {
+    if (detach_if_peer_can_serve(local_error, "discard")) {
+      local_error = 0;
+    } else {
+      out_of_sync_.mark_out_of_sync(offset, length);
+    }
+  }
   finish_on_peer(outcome);
   if (activity_log_ != nullptr) activity_log_->end_write(offset, length);
   if (protocol_ != Protocol::C) peer_.write_completed();
@@ -139,16 +210,32 @@ int ReplicatedVolume::apply_peer_write(std::uint64_t offset, std::span<const std
   if (role_.load() == Role::Primary) return EBUSY;
   if (offset > size_bytes() || data.size() > size_bytes() - offset) return EINVAL;
   auto guard = in_flight_.lock(offset, data.size());
-  return local_.write(offset, data, fua);
+  if (detached_.load()) return EIO;
+  const int error = local_.write(offset, data, fua);
+  if (error != 0) detach_secondary(error, "write");
+  return error;
+}
+
+void ReplicatedVolume::detach_secondary(int error, const char* operation) {
+  // The primary keeps the data; this replica is no longer a copy of it.
+  if (!detached_.exchange(true) && on_detach_) on_detach_(error, operation);
 }
 
 int ReplicatedVolume::apply_peer_discard(std::uint64_t offset, std::uint64_t length) {
   if (role_.load() == Role::Primary) return EBUSY;
   if (offset > size_bytes() || length > size_bytes() - offset) return EINVAL;
   auto guard = in_flight_.lock(offset, length);
-  return local_.discard(offset, length);
+  if (detached_.load()) return EIO;
+  const int error = local_.discard(offset, length);
+  if (error != 0) detach_secondary(error, "discard");
+  return error;
 }
 
-int ReplicatedVolume::apply_peer_flush() { return local_.flush(); }
+int ReplicatedVolume::apply_peer_flush() {
+  if (detached_.load()) return EIO;
+  const int error = local_.flush();
+  if (error != 0) detach_secondary(error, "flush");
+  return error;
+}
 
 }  // namespace freevsa::replication

@@ -12,6 +12,13 @@
 // Roles: only the primary serves initiators (access() is Active); a secondary answers Standby
 // and its local store is written only by the replication stream.
 //
+// A failing local disk (DRBD's on-io-error detach): when a local read, write, discard or flush
+// fails on the primary and the peer's disk is UpToDate, the local disk is detached for good
+// (until the node restarts): the failed request and every later one are served by the peer
+// alone, and the initiator sees no error. Without an UpToDate peer the error goes to the
+// initiator (as sense data). A secondary whose disk fails while applying the stream detaches
+// too, and answers the primary with the error.
+//
 // Threading: the Volume methods are called from worker threads and block; role changes may come
 // from any thread.
 #pragma once
@@ -61,6 +68,13 @@ class ReplicatedVolume final : public Volume {
   // the resync data and any later write to the range in the order they happened here.
   void with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work);
 
+  // Whether the local disk was detached after an I/O error (see above).
+  bool detached() const { return detached_.load(); }
+  // Called once, on the thread that met the error, when the local disk is detached: the owner
+  // records it (metadata, peer, log). Set before I/O starts.
+  using DetachHandler = std::function<void(int error, const char* operation)>;
+  void set_detach_handler(DetachHandler handler) { on_detach_ = std::move(handler); }
+
   // The activity log the primary's writes go through (see activity_log.h); none by default.
   void set_activity_log(ActivityLog* activity_log) { activity_log_ = activity_log; }
 
@@ -79,6 +93,14 @@ class ReplicatedVolume final : public Volume {
   // Protocol B and C wait for the peer's answer; A does not.
   void finish_on_peer(const std::shared_ptr<PeerOutcome>& outcome);
   int discard_piece(std::uint64_t offset, std::uint64_t length);
+  // The local disk failed with `error` during `operation`: detach it if the peer can take
+  // over; returns whether it did (then the request goes to the peer alone).
+  bool detach_if_peer_can_serve(int error, const char* operation);
+  void detach_secondary(int error, const char* operation);
+  int write_on_peer_only(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua);
+  int read_from_peer(std::uint64_t offset, std::span<std::uint8_t> dst);
+  // Waits for one peer operation started by `start`; returns its error.
+  static int on_peer_and_wait(const std::function<void(PeerChannel::Done)>& start);
 
   Volume& local_;
   PeerChannel& peer_;
@@ -86,6 +108,8 @@ class ReplicatedVolume final : public Volume {
   const Protocol protocol_;
   std::atomic<Role> role_{Role::Secondary};
   std::atomic<bool> transitioning_{false};
+  std::atomic<bool> detached_{false};
+  DetachHandler on_detach_;
   ActivityLog* activity_log_ = nullptr;
   IntervalLock in_flight_;
 };

@@ -31,9 +31,35 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
   volume_ = std::make_unique<ReplicatedVolume>(data_, *this, *this, settings_.protocol);
   next_request_id_ = settings_.node_id < settings_.peer_id ? 1 : 2;
   volume_->set_activity_log(&metadata_.activity_log());
+  // Runs on the worker that met the error; the link's state lives on the io thread. The io
+  // thread stops before the Replicator goes away.
+  volume_->set_detach_handler([this](int error, const char* operation) {
+    asio::post(io_, [this, error, operation = std::string(operation)] { on_local_disk_failed(error, operation); });
+  });
 }
 
 Replicator::~Replicator() = default;
+
+DiskState Replicator::local_disk_state() const {
+  return volume_->detached() ? DiskState::Diskless : metadata_.superblock().disk_state;
+}
+
+void Replicator::set_peer_disk(peer::DiskState state) {
+  peer_disk_ = state;
+  peer_up_to_date_.store(state == peer::DiskState::UpToDate);
+}
+
+void Replicator::on_local_disk_failed(int error, const std::string& operation) {
+  const bool primary = volume_->role() == Role::Primary;
+  util::log_error("{}: the local disk failed ({}: {}); it is detached{}", settings_.volume_name, operation,
+                  std::strerror(error),
+                  primary ? fmt::format(": {}'s disk serves this volume's I/O from now on", settings_.peer_name)
+                          : fmt::format(": this replica no longer follows {}", settings_.peer_name));
+  note_error(fmt::format("local disk failed ({}: {})", operation, std::strerror(error)));
+  // Best effort: the metadata may live on the disk that just failed.
+  update_metadata([](Superblock& sb) { sb.disk_state = DiskState::Diskless; });
+  send_state("local disk failed");
+}
 
 void Replicator::set_initial_role(Role role, std::string primary_when_peer_met) {
   volume_->set_role(role);
@@ -55,6 +81,7 @@ void Replicator::arm_bitmap_flush() {
   bitmap_flush_timer_.expires_after(std::chrono::seconds(1));
   bitmap_flush_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->phase_ == Phase::Stopped) return;
+    if (self->volume_->detached()) return;  // nothing left to write it to
     self->workers_.post([self] {
       if (int error = self->metadata_.bitmap_store().flush_dirty_pages(); error != 0)
         util::log_error("{}: writing the dirty bitmap failed: {}", self->settings_.volume_name, std::strerror(error));
@@ -152,7 +179,7 @@ peer::Hello Replicator::make_hello() const {
   hello.volume_uuid = sb.volume_uuid;
   hello.size_bytes = data_.size_bytes();
   hello.block_size = data_.block_size();
-  hello.disk_state = to_wire(sb.disk_state);
+  hello.disk_state = to_wire(local_disk_state());
   hello.role = to_wire(volume_->role());
   hello.generations = sb.generations;
   hello.config_hash = settings_.config_hash;
@@ -195,6 +222,10 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_discard(header, m);
         } else if constexpr (std::is_same_v<T, peer::Flush>) {
           on_flush(header);
+        } else if constexpr (std::is_same_v<T, peer::Read>) {
+          on_read(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ReadData>) {
+          on_read_data(header, m);
         } else if constexpr (std::is_same_v<T, peer::FlushAck>) {
           complete_request(header.request_id, m.status);
         } else if constexpr (std::is_same_v<T, peer::StateChange>) {
@@ -343,12 +374,12 @@ void Replicator::after_authentication() {
     return;
   }
   peer_role_ = hello.role;
-  peer_disk_ = hello.disk_state;
+  set_peer_disk(hello.disk_state);
   peer_generations_ = hello.generations;
   link_->set_payload_crc((hello.feature_flags & peer::kFeaturePayloadCrc) != 0);
 
   const ConnectDecision decision =
-      decide_connect(ConnectSide{sb.generations, sb.disk_state, volume_->role() == Role::Primary},
+      decide_connect(ConnectSide{sb.generations, local_disk_state(), volume_->role() == Role::Primary},
                      ConnectSide{hello.generations, to_disk_state(peer_disk_), peer_role_ == peer::Role::Primary},
                      settings_.initial_primary);
   if (!decision.refusal.empty()) {
@@ -428,7 +459,7 @@ void Replicator::link_down(const std::string& reason) {
       // The peer misses every write from now on; remember that its disk is behind.
       update_metadata([](Superblock& sb) { sb.set(metadata_flag::kPeerOutdated, true); });
     }
-    peer_disk_ = peer::DiskState::Outdated;
+    set_peer_disk(peer::DiskState::Outdated);
   }
   note_error(reason);
   if (phase_ == Phase::Stopped) return;
@@ -446,7 +477,9 @@ void Replicator::on_state_change(const peer::StateChange& change) {
   const bool peer_was_primary = peer_role_ == peer::Role::Primary;
   const peer::DiskState peer_disk_before = peer_disk_;
   peer_role_ = change.role;
-  peer_disk_ = change.disk_state;
+  set_peer_disk(change.disk_state);
+  // A peer whose disk failed takes no more writes: they go into the bitmap from now on.
+  if (peer_disk_ == peer::DiskState::Diskless) replicating_.store(false);
   peer_generations_ = change.generations;
   if (peer_role_ == peer::Role::Primary && volume_->role() == Role::Primary) {
     // Never two primaries: the promotion checks make this unreachable; if it happens anyway,
@@ -469,7 +502,7 @@ void Replicator::on_state_change(const peer::StateChange& change) {
 void Replicator::send_state(const std::string& reason) {
   if (!link_ || phase_ != Phase::Up) return;
   const Superblock sb = metadata_.superblock();
-  link_->send(peer::StateChange{to_wire(volume_->role()), to_wire(sb.disk_state), sb.generations,
+  link_->send(peer::StateChange{to_wire(volume_->role()), to_wire(local_disk_state()), sb.generations,
                                 reason.substr(0, peer::kMaxReasonLength)});
 }
 
@@ -515,6 +548,13 @@ CommandResult Replicator::promote(bool force) {
               ""};
     }
     const Superblock sb = metadata_.superblock();
+    if (volume_->detached()) {
+      return {false, 409,
+              fmt::format("refused: this node's disk of {} failed and was detached (Diskless); restart the node with a "
+                          "working disk (freevsa create-md ... --force for a new one) before it can serve",
+                          settings_.volume_name),
+              ""};
+    }
     std::string warning;
     if (sb.disk_state != DiskState::UpToDate || sync_role_ == SyncRole::Target) {
       const std::string what = fmt::format(
@@ -605,7 +645,7 @@ VolumeStatus Replicator::status_on_io_thread() {
   st.name = settings_.volume_name;
   st.role = volume_->role() == Role::Primary ? "primary" : "secondary";
   st.primary_when_peer_met = volume_->role() != Role::Primary && resume_primary_;
-  st.disk_state = to_string(sb.disk_state);
+  st.disk_state = to_string(local_disk_state());
   st.protocol = settings_.protocol == Protocol::A ? 'A' : settings_.protocol == Protocol::B ? 'B' : 'C';
   st.protocol_meaning = settings_.protocol == Protocol::C   ? "a write completes when both disks have it"
                         : settings_.protocol == Protocol::B ? "a write completes when the peer received it"

@@ -105,6 +105,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
 
   // PeerChannel (worker threads).
   bool connected() const override { return replicating_.load(); }
+  bool peer_up_to_date() const override { return replicating_.load() && peer_up_to_date_.load(); }
+  void send_read(std::uint64_t offset, std::span<std::uint8_t> dst, Done done) override;
   void send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) override;
   void send_flush(Done done) override;
   void send_discard(std::uint64_t offset, std::uint64_t length, Done done) override;
@@ -118,6 +120,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   enum class SyncRole { None, Source, Target };
   struct Pending {
     Done done;
+    std::span<std::uint8_t> read_into;  // Read: where ReadData's data goes
   };
   struct ResyncProgress;
   struct VerifyRun;
@@ -148,6 +151,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   peer::Hello make_hello() const;
   void send_state(const std::string& reason);
   void note_error(const std::string& error);
+  DiskState local_disk_state() const;
+  void set_peer_disk(peer::DiskState state);
+  void on_local_disk_failed(int error, const std::string& operation);
   // Runs `work` on the io thread and waits for its result.
   template <typename F>
   auto on_io_thread(F work) -> decltype(work()) {
@@ -167,6 +173,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_write(const peer::FrameHeader& header, const peer::Write& write);
   void on_discard(const peer::FrameHeader& header, const peer::Discard& discard);
   void on_flush(const peer::FrameHeader& header);
+  void on_read(const peer::FrameHeader& header, const peer::Read& read);
+  void on_read_data(const peer::FrameHeader& header, const peer::ReadData& data);
   void ensure_new_generation();
 
   // --- resync and verify (replicator_sync.cpp)
@@ -199,6 +207,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
 
   // Shared with worker threads.
   std::atomic<bool> replicating_{false};
+  std::atomic<bool> peer_up_to_date_{false};
   std::atomic<std::uint64_t> epoch_{0};
   std::mutex generation_mutex_;
   std::atomic<std::uint64_t> writes_replicated_{0};

@@ -95,6 +95,53 @@ void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done d
   });
 }
 
+void Replicator::send_read(std::uint64_t offset, std::span<std::uint8_t> dst, Done done) {
+  asio::post(io_, [self = shared_from_this(), offset, dst, done = std::move(done)]() mutable {
+    if (!self->replicating_.load() || !self->link_ || self->phase_ != Phase::Up) {
+      done(ECONNRESET);
+      return;
+    }
+    const std::uint64_t id = self->next_request_id_;
+    self->next_request_id_ += 2;
+    self->pending_.emplace(id, Pending{std::move(done), dst});
+    self->link_->send(peer::Read{offset, static_cast<std::uint32_t>(dst.size())}, id);
+  });
+}
+
+void Replicator::on_read_data(const peer::FrameHeader& header, const peer::ReadData& data) {
+  auto it = pending_.find(header.request_id);
+  if (it == pending_.end()) return;
+  Pending request = std::move(it->second);
+  pending_.erase(it);
+  if (data.status != 0 || data.data.size() != request.read_into.size()) {
+    request.done(data.status != 0 ? data.status : EIO);
+    return;
+  }
+  std::copy(data.data.begin(), data.data.end(), request.read_into.begin());
+  request.done(0);
+}
+
+void Replicator::on_read(const peer::FrameHeader& header, const peer::Read& read) {
+  if (read.offset > data_.size_bytes() || read.length > data_.size_bytes() - read.offset) {
+    drop_link("read request beyond the end of the volume", peer::DisconnectCode::ProtocolError);
+    return;
+  }
+  const std::uint64_t id = header.request_id;
+  std::weak_ptr<PeerConnection> link = link_;
+  workers_.post([self = shared_from_this(), read, id, link] {
+    auto buffer = std::make_shared<util::AlignedBuffer>(read.length);
+    const int error = self->volume_->detached() ? EIO : self->data_.read(read.offset, buffer->span());
+    asio::post(self->io_, [self, read, id, link, buffer, error] {
+      auto connection = link.lock();
+      if (!connection || connection != self->link_) return;
+      peer::ReadData reply{read.offset, read.length, error, {}};
+      if (error == 0) reply.data = buffer->span();
+      connection->send(reply, id);
+      connection->hold_until_sent(buffer);
+    });
+  });
+}
+
 void Replicator::complete_request(std::uint64_t id, int status) {
   auto it = pending_.find(id);
   if (it == pending_.end()) {

@@ -13,7 +13,7 @@ namespace freevsa::scsi {
 
 // Volume errno -> sense.
 //  reads:  EIO (and the media-error family) -> 03/11/00 UNRECOVERED READ ERROR.
-//  writes: EIO -> 03/0C/00 WRITE ERROR.
+//  writes: EIO, EFBIG (the backing file may not grow there) -> 03/0C/00 WRITE ERROR.
 //          ENOSPC/EDQUOT -> 07/27/07 SPACE ALLOCATION FAILED WRITE PROTECT: SBC-3 4.7.3.6
 //          prescribes exactly this for a write that cannot get backing space (thin
 //          provisioning); Linux maps it to -ENOSPC and ESXi treats it as "out of space" (pauses
@@ -36,7 +36,8 @@ Sense read_error_sense(int error) {
 
 Sense write_error_sense(int error) {
   switch (error) {
-    case EIO: return Sense::write_error();
+    case EIO:
+    case EFBIG: return Sense::write_error();
     case ENOSPC:
     case EDQUOT: return Sense::space_allocation_failed();
     case EROFS: return Sense::write_protected();

@@ -8,9 +8,12 @@
 #   cluster_config NODE [KEY=VALUE...]  writes $IT_TMP/NODE.yaml, the file NODE runs with;
 #                                  keys: SIZE PROTOCOL SECRET CLUSTER RESYNC_RATE CHECKSUM
 #                                  VERIFY_RATE BLOCK (defaults below), TLS=DIR (TLS on the peer
-#                                  link with DIR/ca.crt and DIR/{a,b}.{crt,key}). Both nodes normally get the
+#                                  link with DIR/ca.crt and DIR/{a,b}.{crt,key}), METADATA=external
+#                                  (metadata in data/NODE/vol0.meta instead of the backing file). Both nodes normally get the
 #                                  same values; tests of mismatches give one node others.
-#   node_start NODE                serve NODE in the background (log $IT_TMP/NODE.log)
+#   node_start NODE                serve NODE in the background (log $IT_TMP/NODE.log); with
+#                                  FSIZE_LIMIT_KB set, under `ulimit -f` (writes past that offset
+#                                  of any file fail with EFBIG: a disk that fails there)
 #   node_kill NODE                 SIGKILL, reaped
 #   node_stop NODE                 SIGTERM; returns 1 if it had to be killed
 #   node_cmd NODE CMD [ARGS...]    freevsa CMD ARGS --config NODE.yaml --node NODE
@@ -52,10 +55,10 @@ cluster_init() {
 cluster_config() {  # cluster_config NODE [KEY=VALUE...]
   local node=$1; shift
   local SIZE=256M PROTOCOL=C SECRET=integration-test-secret-0123456789 CLUSTER=itcluster
-  local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 TLS= kv tls=
+  local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 TLS= METADATA=internal kv tls=
   for kv in "$@"; do
     case ${kv%%=*} in
-    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS) local "$kv" ;;
+    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS | METADATA) local "$kv" ;;
     *) echo "cluster_config: unknown setting $kv" >&2; return 2 ;;
     esac
   done
@@ -92,7 +95,7 @@ volumes:
     target: $C_IQN
     lun: 0
     backing: {a: data/a/$C_VOLUME.img, b: data/b/$C_VOLUME.img}
-    metadata: internal
+    metadata: $([ "$METADATA" = external ] && echo "{a: data/a/$C_VOLUME.meta, b: data/b/$C_VOLUME.meta}" || echo internal)
     resync: {rate: $RESYNC_RATE, checksum: $CHECKSUM}
     verify: {rate: $VERIFY_RATE}
 iscsi: {max_recv_data_segment_length: 262144}
@@ -106,7 +109,11 @@ iscsi_url() { echo "iscsi://$(portal "$1")/$C_IQN/0"; }
 
 node_start() {  # node_start NODE
   local node=$1
-  (cd "$IT_TMP" && exec "$FREEVSA" serve --config "$node.yaml" --node "$node" >>"$IT_TMP/$node.log" 2>&1) &
+  (
+    cd "$IT_TMP" || exit 2
+    if [ -n "${FSIZE_LIMIT_KB:-}" ]; then ulimit -f "$FSIZE_LIMIT_KB" || exit 2; fi
+    exec "$FREEVSA" serve --config "$node.yaml" --node "$node" >>"$IT_TMP/$node.log" 2>&1
+  ) &
   NODE_PID[$node]=$!
   IT_PIDS+=("freevsa:${NODE_PID[$node]}:$node")
   if ! wait_port "${NODE_ADDR[$node]}" "$C_CTL_PORT" 20; then

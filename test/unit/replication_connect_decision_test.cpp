@@ -97,6 +97,16 @@ TEST(ConnectDecision, UpToDateMeetingDisklessIsFullSource) {
   EXPECT_EQ(d.sync, SyncDecision::FullSyncAsSource);
 }
 
+TEST(ConnectDecision, ADisklessReplicaOfTheSameGenerationStillGetsAFullSync) {
+  // Its disk failed after the last agreement: the writes it missed since are in no bitmap.
+  const auto good = side(gens(200, 100), DiskState::UpToDate, true);
+  const auto diskless = side(gens(100), DiskState::Diskless);
+  EXPECT_EQ(decide_connect(good, diskless, false).sync, SyncDecision::FullSyncAsSource);
+  EXPECT_EQ(decide_connect(diskless, good, true).sync, SyncDecision::FullSyncAsTarget);
+  const auto same = side(gens(200, 100), DiskState::Diskless);
+  EXPECT_EQ(decide_connect(same, good, true).sync, SyncDecision::FullSyncAsTarget);
+}
+
 // ---- neither side complete
 
 TEST(ConnectDecision, TwoInconsistentReplicasOfOneGenerationAreRefused) {

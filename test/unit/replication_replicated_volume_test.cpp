@@ -38,7 +38,15 @@ class MemoryPeer : public PeerChannel {
     answer([this, offset, length] { return disk_.discard(offset, length); }, std::move(done));
   }
 
+  bool peer_up_to_date() const override { return up_ && up_to_date_; }
+  void send_read(std::uint64_t offset, std::span<std::uint8_t> dst, Done done) override {
+    ++reads_;
+    answer([this, offset, dst] { return fail_with_ ? fail_with_.load() : disk_.read(offset, dst); }, std::move(done));
+  }
+
   void set_up(bool up) { up_ = up; }
+  void set_up_to_date(bool up_to_date) { up_to_date_ = up_to_date; }
+  int reads() const { return reads_; }
   void fail_with(int error) { fail_with_ = error; }
   void hold_answers(bool hold) { hold_ = hold; }
   // Applies and answers every held operation, in order.
@@ -71,6 +79,8 @@ class MemoryPeer : public PeerChannel {
 
   MemoryVolume& disk_;
   std::atomic<bool> up_{true};
+  std::atomic<bool> up_to_date_{true};
+  std::atomic<int> reads_{0};
   std::atomic<int> fail_with_{0};
   std::atomic<bool> hold_{false};
   std::atomic<int> writes_{0};
@@ -164,7 +174,8 @@ TEST_F(ReplicatedVolumeTest, WriteThePeerFailsIsRecordedBeforeItReturns) {
   EXPECT_EQ(recorded_.ranges[0].first, 4096u);
 }
 
-TEST_F(ReplicatedVolumeTest, LocalDiskErrorIsReturned) {
+TEST_F(ReplicatedVolumeTest, LocalDiskErrorIsReturnedWhenThePeerCannotServeAlone) {
+  peer_.set_up_to_date(false);
   local_.fail_writes_with(EIO);
   EXPECT_EQ(volume_->write(0, block(5), false), EIO);
 }
@@ -243,6 +254,110 @@ TEST_F(ReplicatedVolumeTest, PrimaryRefusesAReplicationStream) {
 TEST_F(ReplicatedVolumeTest, ReplicatedWriteBeyondTheEndIsRefused) {
   volume_->set_role(Role::Secondary);
   EXPECT_EQ(volume_->apply_peer_write(local_.size_bytes() - 512, block(1), false), EINVAL);
+}
+
+// ---- a failing local disk is detached when the peer can serve (DRBD's on-io-error detach)
+
+class DetachTest : public ReplicatedVolumeTest {
+ protected:
+  void SetUp() override {
+    make(Protocol::C);
+    volume_->set_detach_handler([this](int error, const char* operation) {
+      detaches_.emplace_back(error, operation);
+    });
+  }
+  std::vector<std::pair<int, std::string>> detaches_;
+};
+
+TEST_F(DetachTest, LocalWriteErrorWithAnUpToDatePeerDetachesAndTheWriteSucceeds) {
+  local_.fail_writes_with(EIO);
+  EXPECT_EQ(volume_->write(8192, block(0x11), false), 0);
+  EXPECT_TRUE(holds(remote_, 8192, 0x11));
+  EXPECT_TRUE(volume_->detached());
+  ASSERT_EQ(detaches_.size(), 1u);
+  EXPECT_EQ(detaches_[0], std::make_pair(EIO, std::string("write")));
+}
+
+TEST_F(DetachTest, OnceDetachedReadsComeFromThePeerEvenIfTheLocalDiskRecovers) {
+  local_.fail_writes_with(EIO);
+  ASSERT_EQ(volume_->write(0, block(0x22), false), 0);
+  local_.fail_writes_with(0);
+  std::vector<std::uint8_t> got(4096);
+  ASSERT_EQ(volume_->read(0, got), 0);
+  EXPECT_EQ(got, block(0x22));  // the local disk never got it
+  EXPECT_EQ(peer_.reads(), 1);
+}
+
+TEST_F(DetachTest, OnceDetachedWritesGoToThePeerAlone) {
+  local_.fail_writes_with(EIO);
+  ASSERT_EQ(volume_->write(0, block(0x33), false), 0);
+  local_.fail_writes_with(0);
+  ASSERT_EQ(volume_->write(4096, block(0x44), true), 0);
+  EXPECT_TRUE(holds(remote_, 4096, 0x44));
+  EXPECT_TRUE(holds(local_, 4096, 0x00));
+  EXPECT_EQ(volume_->flush(), 0);
+  EXPECT_EQ(local_.flush_count(), 0u);
+  EXPECT_EQ(detaches_.size(), 1u);  // detached once
+}
+
+TEST_F(DetachTest, LocalReadErrorWithAnUpToDatePeerReadsFromThePeer) {
+  remote_.raw()[100] = 0x7e;
+  local_.fail_reads_with(EIO);
+  std::vector<std::uint8_t> got(512);
+  ASSERT_EQ(volume_->read(0, got), 0);
+  EXPECT_EQ(got[100], 0x7e);
+  EXPECT_TRUE(volume_->detached());
+  ASSERT_EQ(detaches_.size(), 1u);
+  EXPECT_EQ(detaches_[0].second, "read");
+}
+
+TEST_F(DetachTest, WithoutAnUpToDatePeerTheErrorReachesTheInitiatorAndNothingIsDetached) {
+  peer_.set_up_to_date(false);  // e.g. the peer is a resync target
+  local_.fail_writes_with(EIO);
+  EXPECT_EQ(volume_->write(8192, block(0x55), false), EIO);
+  local_.fail_reads_with(EIO);
+  std::vector<std::uint8_t> got(512);
+  EXPECT_EQ(volume_->read(0, got), EIO);
+  EXPECT_FALSE(volume_->detached());
+  EXPECT_TRUE(detaches_.empty());
+  // The peer took the write the local disk refused: the replicas differ there until a resync.
+  ASSERT_EQ(recorded_.count(), 1u);
+  EXPECT_EQ(recorded_.ranges[0], std::make_pair(std::uint64_t{8192}, std::uint64_t{4096}));
+}
+
+TEST_F(DetachTest, WithoutAPeerTheErrorReachesTheInitiator) {
+  peer_.set_up(false);
+  local_.fail_writes_with(EIO);
+  EXPECT_EQ(volume_->write(0, block(0x66), false), EIO);
+  EXPECT_FALSE(volume_->detached());
+}
+
+TEST_F(DetachTest, ADetachedPrimaryThatLosesItsPeerFailsIoWithEio) {
+  local_.fail_writes_with(EIO);
+  ASSERT_EQ(volume_->write(0, block(0x77), false), 0);
+  peer_.set_up(false);
+  EXPECT_EQ(volume_->write(0, block(0x78), false), EIO);
+  std::vector<std::uint8_t> got(512);
+  EXPECT_EQ(volume_->read(0, got), EIO);
+  EXPECT_EQ(volume_->flush(), EIO);
+}
+
+TEST_F(DetachTest, AFlushErrorDetachesWhenThePeerFlushed) {
+  local_.fail_writes_with(EIO);  // MemoryVolume fails flushes with the write error
+  EXPECT_EQ(volume_->flush(), 0);
+  EXPECT_TRUE(volume_->detached());
+}
+
+TEST_F(DetachTest, ASecondaryWhoseDiskFailsDetachesAndRefusesTheStream) {
+  volume_->set_role(Role::Secondary);
+  local_.fail_writes_with(EIO);
+  EXPECT_EQ(volume_->apply_peer_write(0, block(0x12), false), EIO);
+  EXPECT_TRUE(volume_->detached());
+  local_.fail_writes_with(0);
+  EXPECT_EQ(volume_->apply_peer_write(0, block(0x13), false), EIO);
+  EXPECT_TRUE(holds(local_, 0, 0x00));
+  ASSERT_EQ(detaches_.size(), 1u);
+  EXPECT_EQ(detaches_[0].second, "write");
 }
 
 }  // namespace
