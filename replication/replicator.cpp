@@ -98,13 +98,13 @@ void Replicator::dial() {
   boost::system::error_code ec;
   tcp::endpoint endpoint(asio::ip::make_address(settings_.peer_address, ec), settings_.peer_port);
   if (ec) {
-    note_error(fmt::format("bad peer address {}: {}", settings_.peer_address, ec.message()));
+    warn_once(fmt::format("bad peer address {}: {}", settings_.peer_address, ec.message()));
     return;
   }
   socket->async_connect(endpoint, [self = shared_from_this(), socket](boost::system::error_code error) {
     if (self->phase_ != Phase::Connecting || self->link_) return;
     if (error) {
-      self->note_error(fmt::format("cannot connect to {} at {}:{}: {}", self->settings_.peer_name,
+      self->warn_once(fmt::format("cannot connect to {} at {}:{}: {}", self->settings_.peer_name,
                                    self->settings_.peer_address, self->settings_.peer_port, error.message()));
       self->schedule_dial();
       return;
@@ -206,10 +206,8 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
         } else if constexpr (std::is_same_v<T, peer::SharedSettings>) {
           on_shared_settings(m);
         } else if constexpr (std::is_same_v<T, peer::Disconnect>) {
-          const std::string reason = fmt::format("{} disconnected: {}", settings_.peer_name, m.reason);
-          util::log_warn("{}: {}", settings_.volume_name, reason);
-          note_error(reason);
-          drop_link(reason, std::nullopt);
+          // link_down logs it (once per new reason while the link is not up).
+          drop_link(fmt::format("{} disconnected: {}", settings_.peer_name, m.reason), std::nullopt);
         } else if (phase_ != Phase::Up) {
           drop_link(fmt::format("{} sent {} before the handshake finished", settings_.peer_name,
                                 peer::to_string(peer::type_of(message))),
@@ -460,17 +458,24 @@ void Replicator::link_down(const std::string& reason) {
       update_metadata([](Superblock& sb) { sb.set(metadata_flag::kPeerOutdated, true); });
     }
     set_peer_disk(peer::DiskState::Outdated);
+    note_error(reason);
+  } else if (phase_ != Phase::Stopped) {
+    warn_once(reason);  // a handshake that failed, or was refused: reconnecting repeats it
   }
-  note_error(reason);
   if (phase_ == Phase::Stopped) return;
   phase_ = Phase::Connecting;
   schedule_dial();
 }
 
-void Replicator::note_error(const std::string& error) {
-  // Once per new reason: reconnect attempts repeat the same failure every few seconds.
-  if (error != last_error_) util::log_warn("{}: {}", settings_.volume_name, error);
+bool Replicator::note_error(const std::string& error) {
+  const bool changed = error != last_error_;
   last_error_ = error;
+  return changed;
+}
+
+void Replicator::warn_once(const std::string& error) {
+  // Reconnect attempts repeat the same failure every few seconds: it is logged when it changes.
+  if (note_error(error)) util::log_warn("{}: {}", settings_.volume_name, error);
 }
 
 void Replicator::on_state_change(const peer::StateChange& change) {

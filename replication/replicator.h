@@ -150,7 +150,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_state_change(const peer::StateChange& change);
   peer::Hello make_hello() const;
   void send_state(const std::string& reason);
-  void note_error(const std::string& error);
+  // Records why the link is not up, for status; true when the reason changed.
+  bool note_error(const std::string& error);
+  void warn_once(const std::string& error);
   DiskState local_disk_state() const;
   void set_peer_disk(peer::DiskState state);
   void on_local_disk_failed(int error, const std::string& operation);

@@ -38,7 +38,8 @@ PACKAGES=(
   tgt                   # reference iSCSI target for comparison runs
   python3               # helper scripts in tests and benchmarks
   netcat-openbsd        # port probes while waiting for the daemon
-  tcpdump               # captures login negotiation on loopback (digests)
+  tcpdump               # captures on loopback: login negotiation (digests), the peer link (TLS)
+  openssl               # test certificates for TLS on the peer link
 
   # --- Kernel-initiator test in a guest VM ---------------------------------
   qemu-system-x86       # runs the guest (KVM when available)
