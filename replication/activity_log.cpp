@@ -66,7 +66,8 @@ bool decode_activity_log_transaction(std::span<const std::uint8_t, kMetadataBloc
 }
 
 ActivityLog::ActivityLog(MetadataDevice& device, std::uint64_t ring_offset, const ActivityLogGeometry& geometry,
-                         std::uint64_t data_size, const Uuid& volume_uuid, PersistBits persist_bits)
+                         std::uint64_t data_size, const Uuid& volume_uuid, PersistBits persist_bits,
+                         std::uint64_t sequential_ahead)
     : device_(device),
       ring_offset_(ring_offset),
       geometry_(geometry),
@@ -74,6 +75,7 @@ ActivityLog::ActivityLog(MetadataDevice& device, std::uint64_t ring_offset, cons
       extent_count_((data_size + geometry.extent_bytes - 1) / geometry.extent_bytes),
       volume_uuid_(volume_uuid),
       persist_bits_(std::move(persist_bits)),
+      sequential_ahead_(sequential_ahead),
       slots_(geometry.slots) {}
 
 std::uint64_t ActivityLog::extent_length(std::uint64_t extent) const {
@@ -165,6 +167,14 @@ int ActivityLog::begin_write(std::uint64_t offset, std::uint64_t length) {
     std::vector<std::uint64_t> missing;
     for (std::uint64_t e = first; e <= last; ++e)
       if (!slot_of_.contains(e)) missing.push_back(e);
+    // A sequential stream (the extent before is active) soon wants the following extents too:
+    // they join this transaction if slots allow, so a stream pays one durable write per
+    // sequential_ahead_ + 1 extents instead of one per extent.
+    const std::size_t required = missing.size();
+    if (first > 0 && slot_of_.contains(first - 1)) {
+      for (std::uint64_t e = last + 1; e <= last + sequential_ahead_ && e < extent_count_; ++e)
+        if (!slot_of_.contains(e)) missing.push_back(e);
+    }
     // Free slots first, then the least recently used extents nobody is writing to.
     std::vector<std::size_t> candidates;
     for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -173,10 +183,11 @@ int ActivityLog::begin_write(std::uint64_t offset, std::uint64_t length) {
         candidates.push_back(i);
       }
     }
-    if (candidates.size() < missing.size()) {
+    if (candidates.size() < required) {
       changed_.wait(lock);  // every slot is busy: wait for an end_write
       continue;
     }
+    missing.resize(std::min(missing.size(), candidates.size()));  // the extents ahead only where slots allow
     std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(missing.size()),
                       candidates.end(), [this](std::size_t a, std::size_t b) {
                         const bool free_a = slots_[a].extent == ActivityLogTransaction::kEmptySlot;

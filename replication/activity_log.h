@@ -50,13 +50,18 @@ bool decode_activity_log_transaction(std::span<const std::uint8_t, kMetadataBloc
 
 class ActivityLog {
  public:
+  // Extents after a cold one that a sequential write stream activates in the same transaction
+  // (a runtime policy, not part of the on-disk format).
+  static constexpr std::uint64_t kSequentialAhead = 3;
+
   // Makes the bitmap bits of data range [offset, offset + length) durable (BitmapStore::
   // flush_range); called before that range's extent leaves the log. 0 or an errno.
   using PersistBits = std::function<int(std::uint64_t offset, std::uint64_t length)>;
 
   // `ring_offset`: absolute offset of the ring on `device`, which must outlive this object.
   ActivityLog(MetadataDevice& device, std::uint64_t ring_offset, const ActivityLogGeometry& geometry,
-              std::uint64_t data_size, const Uuid& volume_uuid, PersistBits persist_bits);
+              std::uint64_t data_size, const Uuid& volume_uuid, PersistBits persist_bits,
+              std::uint64_t sequential_ahead = kSequentialAhead);
 
   // Start-up: reads the ring and takes the newest valid transaction's extents as active (no
   // write in flight). 0 or an errno (read error).
@@ -100,6 +105,7 @@ class ActivityLog {
   const std::uint64_t extent_count_;
   const Uuid volume_uuid_;
   const PersistBits persist_bits_;
+  const std::uint64_t sequential_ahead_;
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

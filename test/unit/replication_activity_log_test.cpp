@@ -29,7 +29,8 @@ constexpr std::uint64_t kRing = 64 * 1024;  // where the ring starts on the devi
 std::uint64_t extent(std::uint64_t n) { return n * kExtent; }
 
 // A log of 4 slots in a ring of 4 blocks over 1 GiB of data, recording every bitmap persist
-// and every device write in one event list.
+// and every device write in one event list. Without the sequential read-ahead unless asked
+// for, so that each transaction is exactly the test's own.
 struct Fixture {
   ActivityLogGeometry geometry{static_cast<std::uint32_t>(kExtent), 4, 4};
   Uuid uuid{9, 9, 9};
@@ -37,13 +38,16 @@ struct Fixture {
   std::vector<std::string> persisted;  // "persist <extent>"
   std::atomic<int> persist_error{0};
 
-  ActivityLog make_log() {
-    return ActivityLog(device, kRing, geometry, 1 * GiB, uuid, [this](std::uint64_t offset, std::uint64_t length) {
-      EXPECT_EQ(length, kExtent);
-      persisted.push_back("persist " + std::to_string(offset / kExtent) + " after " +
-                          std::to_string(device.writes().size()) + " writes");
-      return persist_error.load();
-    });
+  ActivityLog make_log(std::uint64_t sequential_ahead = 0) {
+    return ActivityLog(
+        device, kRing, geometry, 1 * GiB, uuid,
+        [this](std::uint64_t offset, std::uint64_t length) {
+          EXPECT_EQ(length, kExtent);
+          persisted.push_back("persist " + std::to_string(offset / kExtent) + " after " +
+                              std::to_string(device.writes().size()) + " writes");
+          return persist_error.load();
+        },
+        sequential_ahead);
   }
   // Writes to one extent that has completed.
   static void touch(ActivityLog& log, std::uint64_t n) {
@@ -95,6 +99,36 @@ TEST(ActivityLog, WriteAcrossTwoColdExtentsTakesOneTransaction) {
   EXPECT_EQ(f.device.writes().size(), 1u);
   EXPECT_THAT(log.active_extents(), ElementsAre(1u, 2u));
   log.end_write(extent(2) - 4096, 8192);
+}
+
+TEST(ActivityLog, ASequentialStreamActivatesTheNextExtentsInOneTransaction) {
+  Fixture f;
+  f.geometry.slots = 8;
+  ActivityLog log = f.make_log(3);
+  ASSERT_EQ(log.load(), 0);
+  Fixture::touch(log, 20);  // nothing before it is active: just 20
+  EXPECT_THAT(log.active_extents(), ElementsAre(20u));
+  Fixture::touch(log, 21);  // follows 20: 21 and the three after it
+  EXPECT_THAT(log.active_extents(), ElementsAre(20u, 21u, 22u, 23u, 24u));
+  EXPECT_EQ(log.transactions_written(), 2u);
+  for (std::uint64_t n : {22, 23, 24}) Fixture::touch(log, n);
+  EXPECT_EQ(log.transactions_written(), 2u);  // the stream went on without a durable write
+  Fixture::touch(log, 40);  // a random write far away: no read-ahead
+  EXPECT_EQ(log.active_extents().size(), 6u);
+}
+
+TEST(ActivityLog, ReadAheadTakesOnlyTheSlotsThatAreLeft) {
+  Fixture f;  // 4 slots
+  ActivityLog log = f.make_log(3);
+  ASSERT_EQ(log.load(), 0);
+  ASSERT_EQ(log.begin_write(extent(0), 4096), 0);
+  ASSERT_EQ(log.begin_write(extent(1), 4096), 0);  // wants 1..4; slots for 1..3 only
+  EXPECT_THAT(log.active_extents(), ElementsAre(0u, 1u, 2u, 3u));
+  ASSERT_EQ(log.begin_write(extent(2), 4096), 0);
+  log.end_write(extent(0), 4096);
+  log.end_write(extent(1), 4096);
+  log.end_write(extent(2), 4096);
+  EXPECT_EQ(log.transactions_written(), 2u);
 }
 
 TEST(ActivityLog, EvictsTheLeastRecentlyUsedExtentAfterPersistingItsBits) {
