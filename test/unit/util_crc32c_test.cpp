@@ -52,6 +52,24 @@ TEST(Crc32c, ExtendingInPiecesEqualsOneRun) {
   }
 }
 
+TEST(Crc32c, LongBuffersOfEveryShapeAgreeWithPortable) {
+  // The hardware path runs three interleaved lanes over 6 KiB blocks: lengths around the block
+  // size, several blocks, and unaligned starts and continuations.
+  std::mt19937 random(11);
+  std::vector<std::uint8_t> data(64 * 1024 + 17);
+  for (auto& b : data) b = static_cast<std::uint8_t>(random());
+  for (std::size_t length : {std::size_t{6143}, std::size_t{6144}, std::size_t{6145}, std::size_t{12288},
+                             std::size_t{12300}, std::size_t{65536}, data.size() - 9}) {
+    for (std::size_t start : {std::size_t{0}, std::size_t{1}, std::size_t{5}}) {
+      for (std::uint32_t seed : {0u, 0xdeadbeefu}) {
+        EXPECT_EQ(crc32c_extend(seed, data.data() + start, length),
+                  crc32c_extend_portable(seed, data.data() + start, length))
+            << "length " << length << " start " << start << " seed " << seed;
+      }
+    }
+  }
+}
+
 TEST(Crc32c, UnalignedStartsAgreeWithPortable) {
   std::vector<std::uint8_t> data(300);
   std::iota(data.begin(), data.end(), 3);
