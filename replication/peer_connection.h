@@ -104,6 +104,9 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   peer::FrameReader reader_;
   std::vector<std::uint8_t> read_buffer_;
   std::deque<Outgoing> queue_;
+  static constexpr std::size_t kMaxGatherFrames = 64;
+  static constexpr std::size_t kMaxGatherBytes = 4u << 20;
+  std::vector<boost::asio::const_buffer> gather_;  // the frames being written
   bool writing_ = false;
   bool closed_ = false;
   bool closing_after_flush_ = false;
