@@ -5,8 +5,6 @@
 namespace freevsa::replication {
 
 namespace {
-bool is_source(SyncDecision d) { return d == SyncDecision::BecomeSyncSource || d == SyncDecision::FullSyncAsSource; }
-bool is_target(SyncDecision d) { return d == SyncDecision::BecomeSyncTarget || d == SyncDecision::FullSyncAsTarget; }
 
 SyncDecision mirror(SyncDecision d) {
   switch (d) {
@@ -20,7 +18,7 @@ SyncDecision mirror(SyncDecision d) {
 
 // The UpToDate side `good` against an Inconsistent `bad`: `d` as seen from `good`.
 SyncDecision source_over_inconsistent(SyncDecision d) {
-  if (is_source(d)) return d;
+  if (is_sync_source(d)) return d;
   // Same generation: the inconsistent side is a resync target that stopped half way; its bitmap
   // still names what it lacks.
   if (d == SyncDecision::InSync) return SyncDecision::BecomeSyncSource;
@@ -54,7 +52,7 @@ ConnectDecision decide_connect(const ConnectSide& local, const ConnectSide& peer
     out.refusal = "neither replica holds a complete copy of the volume (both are inconsistent)";
     return out;
   }
-  if (!both_new && ((local_bad && is_source(d)) || (peer_bad && is_target(d)))) {
+  if (!both_new && ((local_bad && is_sync_source(d)) || (peer_bad && is_sync_target(d)))) {
     // An incomplete replica never overwrites a complete one, however new its generation.
     out.refusal = fmt::format("the replica with the newer data ({}) is incomplete (inconsistent) and the other is "
                               "outdated; promote the outdated one with --force to accept its older data, or restore "
@@ -73,7 +71,7 @@ ConnectDecision decide_connect(const ConnectSide& local, const ConnectSide& peer
                   "replica to be overwritten (freevsa create-md --force)";
     return out;
   }
-  if ((local.primary && is_target(d)) || (peer.primary && is_source(d))) {
+  if ((local.primary && is_sync_target(d)) || (peer.primary && is_sync_source(d))) {
     out.refusal = "the primary's data is older than its peer's (the secondary holds writes the primary lacks): "
                   "split brain; demote the primary or discard the secondary's changes";
     out.split_brain = true;

@@ -53,6 +53,12 @@ enum class SyncDecision {
 };
 
 std::string to_string(SyncDecision decision);
+inline bool is_sync_source(SyncDecision d) {
+  return d == SyncDecision::BecomeSyncSource || d == SyncDecision::FullSyncAsSource;
+}
+inline bool is_sync_target(SyncDecision d) {
+  return d == SyncDecision::BecomeSyncTarget || d == SyncDecision::FullSyncAsTarget;
+}
 
 // Pure function of both sides' generations. `initial_primary` breaks the tie for two freshly
 // formatted replicas that were not created in sync (the configured initial primary is source).

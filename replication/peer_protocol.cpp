@@ -258,7 +258,7 @@ ProtocolError validate(const Write& m) {
 }
 ProtocolError validate(const WriteAck& m) {
   return first_error({require(valid_status(m.status), ProtocolError::OutOfRange),
-                      require((m.flags & ~kAckDurable) == 0, ProtocolError::ReservedNotZero)});
+                      require((m.flags & ~(kAckDurable | kAckReceived)) == 0, ProtocolError::ReservedNotZero)});
 }
 ProtocolError validate(const Discard& m) { return check_range(m.offset, m.length, kNoLimit); }
 ProtocolError validate(const Flush&) { return ProtocolError::None; }

@@ -130,6 +130,9 @@ constexpr std::uint64_t kFeaturePayloadCrc = 1ull << 0;      // wants payload CR
 constexpr std::uint64_t kFeatureDiscard = 1ull << 1;
 constexpr std::uint64_t kFeatureChecksumResync = 1ull << 2;
 constexpr std::uint64_t kFeatureOnlineVerify = 1ull << 3;
+// Not a feature but an intent: the sender becomes primary once it has met this peer as
+// secondary (it was primary when it went down, or is a new volume's initial primary).
+constexpr std::uint64_t kFeaturePrimaryWhenMet = 1ull << 4;
 
 using Digest = std::array<std::uint8_t, 32>;  // SHA-256, or CRC32C big-endian in bytes 0..3, rest 0
 using AuthNonce = std::array<std::uint8_t, 32>;
@@ -190,7 +193,9 @@ struct Write {
 };
 bool operator==(const Write& a, const Write& b);
 
-constexpr std::uint32_t kAckDurable = 1u << 0;  // the data is on stable storage on the peer
+constexpr std::uint32_t kAckDurable = 1u << 0;   // the data is on stable storage on the peer
+// Protocol B's first answer: the data arrived (a second WriteAck follows once it is written).
+constexpr std::uint32_t kAckReceived = 1u << 1;
 // Answers Write, Discard and ResyncData (same request id).
 struct WriteAck {
   std::int32_t status = 0;  // 0 or a positive errno (< 4096)

@@ -26,6 +26,10 @@ void ReceiveOrder::complete(Ticket ticket) {
   start_ready();
 }
 
+void ReceiveOrder::clear_waiting() {
+  items_.remove_if([](const Item& item) { return !item.started; });
+}
+
 bool ReceiveOrder::may_start(std::list<Item>::iterator item) const {
   for (auto earlier = items_.begin(); earlier != item; ++earlier) {
     if (earlier->epoch < item->epoch) return false;

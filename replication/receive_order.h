@@ -24,8 +24,9 @@ class ReceiveOrder {
   Ticket submit(std::uint64_t offset, std::uint64_t length, std::uint64_t epoch, Start start);
   // The item finished; items it held back may start.
   void complete(Ticket ticket);
-  // Forgets everything (the link went down; items still running complete into nothing).
-  void clear() { items_.clear(); }
+  // The link went down: forgets the items that have not started. Started ones stay until they
+  // complete, so that what the next connection sends cannot overtake them.
+  void clear_waiting();
   std::size_t pending() const { return items_.size(); }
 
  private:

@@ -14,11 +14,25 @@ namespace freevsa::replication {
 class ReplicatedVolume::PeerOutcome {
  public:
   void complete(int error) {
+    std::function<void()> then;
     {
       std::lock_guard lock(mutex_);
       error_ = error;
+      then = std::move(then_);
     }
     done_.notify_all();
+    if (then) then();
+  }
+  // Runs `work` once the outcome is known (at once if it is), on the completing thread.
+  void then(std::function<void()> work) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!error_.has_value()) {
+        then_ = std::move(work);
+        return;
+      }
+    }
+    work();
   }
   int wait() {
     std::unique_lock lock(mutex_);
@@ -30,7 +44,32 @@ class ReplicatedVolume::PeerOutcome {
   std::mutex mutex_;
   std::condition_variable done_;
   std::optional<int> error_;
+  std::function<void()> then_;
 };
+
+// Counts an operation as under way as primary; admitted() says whether this node was primary
+// when it started. Counted first and checked second, so that drain() after set_role() sees
+// every operation that got in.
+class ReplicatedVolume::PrimaryOp {
+ public:
+  explicit PrimaryOp(ReplicatedVolume& volume) : volume_(volume) {
+    std::lock_guard lock(volume_.ops_mutex_);
+    ++volume_.primary_ops_;
+  }
+  ~PrimaryOp() {
+    std::lock_guard lock(volume_.ops_mutex_);
+    if (--volume_.primary_ops_ == 0) volume_.ops_done_.notify_all();
+  }
+  bool admitted() const { return volume_.role_.load() == Role::Primary; }
+
+ private:
+  ReplicatedVolume& volume_;
+};
+
+void ReplicatedVolume::drain() {
+  std::unique_lock lock(ops_mutex_);
+  ops_done_.wait(lock, [this] { return primary_ops_ == 0; });
+}
 
 ReplicatedVolume::ReplicatedVolume(Volume& local, PeerChannel& peer, OutOfSyncRecorder& out_of_sync, Protocol protocol)
     : local_(local), peer_(peer), out_of_sync_(out_of_sync), protocol_(protocol) {}
@@ -46,9 +85,10 @@ void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t len
 }
 
 int ReplicatedVolume::on_peer_and_wait(const std::function<void(PeerChannel::Done)>& start) {
-  PeerOutcome outcome;
-  start([&outcome](int error) { outcome.complete(error); });
-  return outcome.wait();
+  // Shared: the completing thread may still be inside complete() when the waiter returns.
+  auto outcome = std::make_shared<PeerOutcome>();
+  start([outcome](int error) { outcome->complete(error); });
+  return outcome->wait();
 }
 
 bool ReplicatedVolume::detach_if_peer_can_serve(int error, const char* operation) {
@@ -95,8 +135,8 @@ std::shared_ptr<ReplicatedVolume::PeerOutcome> ReplicatedVolume::start_on_peer(
   OutOfSyncRecorder& out_of_sync = out_of_sync_;
   start([outcome, &out_of_sync, offset, length](int error) {
     // Recorded before the waiter wakes: once a write returned, its range is on the peer or in
-    // the bitmap. (A failed flush names no range; what the peer lost with it, its own activity
-    // log brings back at resync.)
+    // the bitmap. (A failed flush names no range: the peer's disk failed, and a failed disk
+    // is detached there and fully resynced later.)
     if (error != 0 && length > 0) out_of_sync.mark_out_of_sync(offset, length);
     outcome->complete(error);
   });
@@ -108,7 +148,8 @@ void ReplicatedVolume::finish_on_peer(const std::shared_ptr<PeerOutcome>& outcom
 }
 
 int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
-  if (role_.load() != Role::Primary) return EROFS;
+  const PrimaryOp op(*this);
+  if (!op.admitted()) return EROFS;
   auto guard = in_flight_.lock(offset, src.size());
   if (detached_.load()) return write_on_peer_only(offset, src, fua);
   // The extent is hot on disk before either replica changes, so that after a crash of this
@@ -141,13 +182,26 @@ int ReplicatedVolume::write(std::uint64_t offset, std::span<const std::uint8_t> 
     }
   }
   finish_on_peer(outcome);
-  if (activity_log_ != nullptr) activity_log_->end_write(offset, src.size());
+  release_activity_log(outcome, offset, src.size());
   if (protocol_ != Protocol::C) peer_.write_completed();
   return local_error;
 }
 
+void ReplicatedVolume::release_activity_log(const std::shared_ptr<PeerOutcome>& outcome, std::uint64_t offset,
+                                            std::uint64_t length) {
+  if (activity_log_ == nullptr) return;
+  // Protocol A returns before the peer answered: the extent stays hot until it did, so that a
+  // crash of this node in between still resyncs it.
+  if (outcome && protocol_ == Protocol::A) {
+    outcome->then([log = activity_log_, offset, length] { log->end_write(offset, length); });
+    return;
+  }
+  activity_log_->end_write(offset, length);
+}
+
 int ReplicatedVolume::flush() {
-  if (role_.load() != Role::Primary) return EROFS;
+  const PrimaryOp op(*this);
+  if (!op.admitted()) return EROFS;
   if (detached_.load()) {
     if (!peer_.peer_up_to_date()) return EIO;
     return on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); }) == 0 ? 0 : EIO;
@@ -162,7 +216,8 @@ int ReplicatedVolume::flush() {
 }
 
 int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
-  if (role_.load() != Role::Primary) return EROFS;
+  const PrimaryOp op(*this);
+  if (!op.admitted()) return EROFS;
   // A discard may span the whole volume; the activity log holds a bounded number of extents,
   // so it goes in pieces.
   constexpr std::uint64_t kPiece = 64ull << 20;
@@ -200,7 +255,7 @@ int ReplicatedVolume::discard_piece(std::uint64_t offset, std::uint64_t length) 
     }
   }
   finish_on_peer(outcome);
-  if (activity_log_ != nullptr) activity_log_->end_write(offset, length);
+  release_activity_log(outcome, offset, length);
   if (protocol_ != Protocol::C) peer_.write_completed();
   return local_error;
 }

@@ -24,6 +24,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -78,6 +80,11 @@ class ReplicatedVolume final : public Volume {
   // The activity log the primary's writes go through (see activity_log.h); none by default.
   void set_activity_log(ActivityLog* activity_log) { activity_log_ = activity_log; }
 
+  // Waits until every write, discard and flush that passed the role check has finished: after
+  // set_role(Secondary) and drain(), nothing of this node's primary time is still on its way
+  // (demote waits for it before the peer may be promoted).
+  void drain();
+
   Role role() const { return role_.load(); }
   void set_role(Role role) { role_.store(role); }
   // While a role change is under way, initiators get "transitioning" instead of I/O.
@@ -93,6 +100,7 @@ class ReplicatedVolume final : public Volume {
   // Protocol B and C wait for the peer's answer; A does not.
   void finish_on_peer(const std::shared_ptr<PeerOutcome>& outcome);
   int discard_piece(std::uint64_t offset, std::uint64_t length);
+  void release_activity_log(const std::shared_ptr<PeerOutcome>& outcome, std::uint64_t offset, std::uint64_t length);
   // The local disk failed with `error` during `operation`: detach it if the peer can take
   // over; returns whether it did (then the request goes to the peer alone).
   bool detach_if_peer_can_serve(int error, const char* operation);
@@ -109,6 +117,11 @@ class ReplicatedVolume final : public Volume {
   std::atomic<Role> role_{Role::Secondary};
   std::atomic<bool> transitioning_{false};
   std::atomic<bool> detached_{false};
+  // Writes, discards and flushes under way as primary (see drain()).
+  class PrimaryOp;
+  std::mutex ops_mutex_;
+  std::condition_variable ops_done_;
+  int primary_ops_ = 0;
   DetachHandler on_detach_;
   ActivityLog* activity_log_ = nullptr;
   IntervalLock in_flight_;

@@ -27,7 +27,8 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
       metadata_(metadata),
       dial_timer_(io),
       sync_timer_(io),
-      bitmap_flush_timer_(io) {
+      verify_timer_(io),
+      tick_timer_(io) {
   volume_ = std::make_unique<ReplicatedVolume>(data_, *this, *this, settings_.protocol);
   next_request_id_ = settings_.node_id < settings_.peer_id ? 1 : 2;
   volume_->set_activity_log(&metadata_.activity_log());
@@ -72,21 +73,42 @@ void Replicator::start() {
   asio::post(io_, [self = shared_from_this()] {
     self->phase_ = Phase::Connecting;
     if (self->settings_.node_id < self->settings_.peer_id) self->dial();
-    self->arm_bitmap_flush();
+    self->arm_tick();
   });
 }
 
-void Replicator::arm_bitmap_flush() {
-  // The bitmap reaches the disk lazily (the activity log covers what it has not yet).
-  bitmap_flush_timer_.expires_after(std::chrono::seconds(1));
-  bitmap_flush_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+void Replicator::arm_tick() {
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->phase_ == Phase::Stopped) return;
-    if (self->volume_->detached()) return;  // nothing left to write it to
-    self->workers_.post([self] {
-      if (int error = self->metadata_.bitmap_store().flush_dirty_pages(); error != 0)
-        util::log_error("{}: writing the dirty bitmap failed: {}", self->settings_.volume_name, std::strerror(error));
-    });
-    self->arm_bitmap_flush();
+    self->on_tick();
+    self->arm_tick();
+  });
+}
+
+void Replicator::on_tick() {
+  // A peer whose disk hangs still answers pings: bound how long a request may wait.
+  const auto limit = std::max<std::chrono::milliseconds>(std::chrono::seconds(10), 5 * settings_.keepalive.timeout);
+  if (!pending_.empty() && std::chrono::steady_clock::now() - pending_.begin()->second.sent_at > limit) {
+    drop_link(fmt::format("{} did not answer a request for {} s (its disk may hang)", settings_.peer_name,
+                          std::chrono::duration_cast<std::chrono::seconds>(limit).count()),
+              peer::DisconnectCode::Timeout);
+  }
+  // Bits set while the link was up (a write that raced the bitmap exchange, a failed write):
+  // the primary sends them to the peer, which fetches those blocks.
+  if (phase_ == Phase::Up && bitmap_received_ && volume_->role() == Role::Primary && sync_role_ == SyncRole::None &&
+      !verify_ && peer_disk_ != peer::DiskState::Diskless && metadata_.bitmap().count_dirty_bits() > 0) {
+    start_source_and_share_bitmap();
+  }
+  if (volume_->detached()) return;  // no disk left to write the bitmap to
+  // The bitmap reaches the disk lazily (the activity log covers what it has not yet). A sync
+  // target makes the data it fetched durable first: a cleared bit on disk must never stand for
+  // data that a power loss could still take.
+  const bool data_first = sync_role_ == SyncRole::Target;
+  workers_.post([self = shared_from_this(), data_first] {
+    int error = data_first ? self->data_.flush() : 0;
+    if (error == 0) error = self->metadata_.bitmap_store().flush_dirty_pages();
+    if (error != 0) util::log_error("{}: writing the dirty bitmap failed: {}", self->settings_.volume_name, std::strerror(error));
   });
 }
 
@@ -112,8 +134,9 @@ void Replicator::dial() {
     auto connection = std::make_shared<PeerConnection>(std::move(*socket), self->settings_.keepalive,
                                                        self->settings_.tls, PeerConnection::Side::Dialled);
     self->begin_handshake(connection);
-    connection->start([weak = std::weak_ptr<Replicator>(self)](const peer::FrameHeader& h, const peer::Message& m) {
-                        if (auto me = weak.lock()) me->on_message(h, m);
+    connection->start([weak = std::weak_ptr<Replicator>(self), from = std::weak_ptr<PeerConnection>(connection)](
+                          const peer::FrameHeader& h, const peer::Message& m) {
+                        if (auto me = weak.lock()) me->on_message_from(from, h, m);
                       },
                       [weak = std::weak_ptr<Replicator>(self), connection](const std::string& reason) {
                         if (auto me = weak.lock()) me->on_closed(connection, reason);
@@ -147,8 +170,9 @@ void Replicator::adopt(std::shared_ptr<PeerConnection> connection, const peer::H
   phase_ = Phase::Connecting;
   begin_handshake(connection);
   connection->set_handlers(
-      [weak = weak_from_this()](const peer::FrameHeader& h, const peer::Message& m) {
-        if (auto me = weak.lock()) me->on_message(h, m);
+      [weak = weak_from_this(), from = std::weak_ptr<PeerConnection>(connection)](const peer::FrameHeader& h,
+                                                                                 const peer::Message& m) {
+        if (auto me = weak.lock()) me->on_message_from(from, h, m);
       },
       [weak = weak_from_this(), connection](const std::string& reason) {
         if (auto me = weak.lock()) me->on_closed(connection, reason);
@@ -185,10 +209,18 @@ peer::Hello Replicator::make_hello() const {
   hello.config_hash = settings_.config_hash;
   hello.feature_flags = peer::kFeaturePayloadCrc | peer::kFeatureDiscard | peer::kFeatureChecksumResync |
                         peer::kFeatureOnlineVerify;
+  if (resume_primary_ && volume_->role() != Role::Primary) hello.feature_flags |= peer::kFeaturePrimaryWhenMet;
   return hello;
 }
 
 // ---- handshake
+
+void Replicator::on_message_from(const std::weak_ptr<PeerConnection>& from, const peer::FrameHeader& header,
+                                 const peer::Message& message) {
+  // A connection being closed may still deliver what it had read: only the current one counts.
+  if (from.lock() != link_) return;
+  on_message(header, message);
+}
 
 void Replicator::on_message(const peer::FrameHeader& header, const peer::Message& message) {
   if (!link_) return;
@@ -215,7 +247,7 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
         } else if constexpr (std::is_same_v<T, peer::Write>) {
           on_write(header, m);
         } else if constexpr (std::is_same_v<T, peer::WriteAck>) {
-          complete_request(header.request_id, m.status);
+          complete_request(header.request_id, m.status, m.flags);
         } else if constexpr (std::is_same_v<T, peer::Discard>) {
           on_discard(header, m);
         } else if constexpr (std::is_same_v<T, peer::Flush>) {
@@ -390,6 +422,14 @@ void Replicator::after_authentication() {
     update_metadata([](Superblock& s) { s.disk_state = DiskState::UpToDate; });
   }
   if (peer_role_ == peer::Role::Primary) resume_primary_ = false;
+  if (resume_primary_ && (hello.feature_flags & peer::kFeaturePrimaryWhenMet) != 0 &&
+      settings_.node_id > settings_.peer_id) {
+    // Both were primary at some point while apart and would take the role now: exactly one may,
+    // the one with the lower node id (both sides decide alike).
+    util::log_info("{}: {} would become primary on meeting too; it does (lower node id), this node stays secondary",
+                   settings_.volume_name, settings_.peer_name);
+    resume_primary_ = false;
+  }
   phase_ = Phase::Up;
   backoff_ = std::chrono::milliseconds(200);
   last_error_.clear();
@@ -397,6 +437,8 @@ void Replicator::after_authentication() {
                  settings_.peer_name, link_->remote(), link_->tls() ? ", " + link_->tls_version() : "",
                  to_string(decision_), peer_role_ == peer::Role::Primary ? "primary" : "secondary",
                  to_string(to_disk_state(peer_disk_)));
+  // A peer that this node resyncs is behind until the resync finished (its StateChange says so).
+  if (is_sync_source(decision_)) set_peer_disk(peer::DiskState::Outdated);
   // The peer takes writes from now on: whatever it misses until the bitmaps are merged is in
   // one of the two bitmaps.
   replicating_.store(peer_disk_ != peer::DiskState::Diskless);
@@ -449,7 +491,7 @@ void Replicator::link_down(const std::string& reason) {
   link_.reset();
   replicating_.store(false);
   fail_pending(ECONNRESET);
-  receive_order_.clear();
+  receive_order_.clear_waiting();
   reset_sync_state();
   if (was_up) {
     util::log_warn("{}: lost the connection to {}: {}", settings_.volume_name, settings_.peer_name, reason);
@@ -552,6 +594,19 @@ CommandResult Replicator::promote(bool force) {
                           settings_.volume_name, settings_.peer_name),
               ""};
     }
+    if (phase_ == Phase::Up && (!bitmap_received_ || sync_role_ == SyncRole::Target || is_sync_target(decision_)) && !force) {
+      return {false, 409,
+              fmt::format("refused: {} is still comparing its data with {} or fetching what it lacks; promote when "
+                          "`status` shows both UpToDate (or add --force)",
+                          settings_.volume_name, settings_.peer_name),
+              ""};
+    }
+    if (receive_order_.pending() > 0) {
+      return {false, 409,
+              fmt::format("refused: writes from {} are still being applied here; try again in a moment",
+                          settings_.peer_name),
+              ""};
+    }
     const Superblock sb = metadata_.superblock();
     if (volume_->detached()) {
       return {false, 409,
@@ -591,10 +646,19 @@ CommandResult Replicator::demote() {
   // Initiators see "transitioning" while the writes in flight finish; then "standby".
   volume_->set_transitioning(true);
   volume_->set_role(Role::Secondary);
-  // A write that already passed the role check completes normally; flushing here makes
-  // everything acknowledged durable before the peer may take over.
+  // Writes that passed the role check finish (on the peer too: protocol C waits for it), and
+  // both disks flush - the peer's behind every write it was sent (its flush is a barrier) - so
+  // that everything acknowledged is there before the peer may be promoted.
+  volume_->drain();
+  std::promise<int> peer_flushed;
+  send_flush([&peer_flushed](int error) { peer_flushed.set_value(error); });
+  const int peer_flush_error = peer_flushed.get_future().get();
   const int flush_error = data_.flush();
   volume_->set_transitioning(false);
+  if (peer_flush_error != 0 && peer_flush_error != ECONNRESET) {
+    util::log_warn("{}: demote: flushing {}'s disk failed: {}", settings_.volume_name, settings_.peer_name,
+                   std::strerror(peer_flush_error));
+  }
   return on_io_thread([&]() -> CommandResult {
     update_metadata([](Superblock& sb) { sb.set(metadata_flag::kCrashedPrimary, false); });
     resume_primary_ = false;
@@ -626,7 +690,8 @@ void Replicator::stop() {
     phase_ = Phase::Stopped;
     dial_timer_.cancel();
     sync_timer_.cancel();
-    bitmap_flush_timer_.cancel();
+    verify_timer_.cancel();
+    tick_timer_.cancel();
     drop_link("this node is stopping", peer::DisconnectCode::Shutdown);
     return 0;
   });

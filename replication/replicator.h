@@ -119,8 +119,11 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   enum class Phase { Idle, Connecting, Handshake, Up, Stopped };
   enum class SyncRole { None, Source, Target };
   struct Pending {
-    Done done;
+    Done done;                          // null once completed early (protocol B's first answer)
     std::span<std::uint8_t> read_into;  // Read: where ReadData's data goes
+    std::uint64_t offset = 0;           // Write, Discard: the range, recorded if it fails late
+    std::uint64_t length = 0;
+    std::chrono::steady_clock::time_point sent_at;
   };
   struct ResyncProgress;
   struct VerifyRun;
@@ -129,6 +132,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void dial();
   void schedule_dial();
   void begin_handshake(std::shared_ptr<PeerConnection> connection);
+  void on_message_from(const std::weak_ptr<PeerConnection>& from, const peer::FrameHeader& header,
+                       const peer::Message& message);
   void on_message(const peer::FrameHeader& header, const peer::Message& message);
   void on_closed(const std::shared_ptr<PeerConnection>& connection, const std::string& reason);
   // Ends the current link now (pending requests fail, state resets, reconnecting starts);
@@ -137,7 +142,10 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void link_down(const std::string& reason);
   // Logs why the peer is not accepted, tells it, drops the link.
   void refuse(const std::string& reason, peer::DisconnectCode code);
-  void arm_bitmap_flush();
+  // Once a second: the lazy bitmap write, the request timeout, and a resync of bits set while
+  // the link was up.
+  void arm_tick();
+  void on_tick();
   VolumeStatus status_on_io_thread();
   void on_hello(const peer::Hello& hello);
   void on_auth_challenge(const peer::AuthChallenge& challenge);
@@ -169,9 +177,11 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void maybe_resume_primary();
 
   // --- replication of application I/O (replicator_data.cpp)
-  void send_request(peer::Message message, Done done, std::shared_ptr<const void> owner = nullptr);
+  void send_request(peer::Message message, Done done, std::shared_ptr<const void> owner = nullptr,
+                    std::uint64_t offset = 0, std::uint64_t length = 0);
   void fail_pending(int error);
-  void complete_request(std::uint64_t id, int status);
+  void complete_request(std::uint64_t id, int status, std::uint32_t flags = 0);
+  void settle(Pending& request, int status);
   void on_write(const peer::FrameHeader& header, const peer::Write& write);
   void on_discard(const peer::FrameHeader& header, const peer::Discard& discard);
   void on_flush(const peer::FrameHeader& header);
@@ -238,8 +248,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   std::uint64_t next_request_id_ = 1;
   ReceiveOrder receive_order_;
   boost::asio::steady_timer dial_timer_;
-  boost::asio::steady_timer sync_timer_;
-  boost::asio::steady_timer bitmap_flush_timer_;
+  boost::asio::steady_timer sync_timer_;    // resync pacing
+  boost::asio::steady_timer verify_timer_;  // verify pacing
+  boost::asio::steady_timer tick_timer_;
   std::chrono::milliseconds backoff_{200};
   std::unique_ptr<ResyncProgress> resync_;
   std::unique_ptr<VerifyRun> verify_;

@@ -40,14 +40,15 @@ struct Gather {
 
 // ---- primary: sending
 
-void Replicator::send_request(peer::Message message, Done done, std::shared_ptr<const void> owner) {
+void Replicator::send_request(peer::Message message, Done done, std::shared_ptr<const void> owner,
+                              std::uint64_t offset, std::uint64_t length) {
   if (!link_ || phase_ != Phase::Up) {
     done(ECONNRESET);
     return;
   }
   const std::uint64_t id = next_request_id_;
   next_request_id_ += 2;
-  pending_.emplace(id, Pending{std::move(done)});
+  pending_.emplace(id, Pending{std::move(done), {}, offset, length, std::chrono::steady_clock::now()});
   link_->send(message, id);
   if (owner) link_->hold_until_sent(std::move(owner));
 }
@@ -62,13 +63,17 @@ void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> 
       done(ECONNRESET);
       return;
     }
+    if (data.empty()) {
+      done(0);
+      return;
+    }
     // A frame carries at most kMaxDataLength; longer writes go in pieces, answered together.
     const std::size_t pieces = (data.size() + peer::kMaxDataLength - 1) / peer::kMaxDataLength;
     auto gather = std::make_shared<Gather>(Gather{std::move(done), pieces});
     for (std::size_t sent = 0; sent < data.size(); sent += peer::kMaxDataLength) {
       const std::size_t length = std::min<std::size_t>(peer::kMaxDataLength, data.size() - sent);
       peer::Write write{offset + sent, fua ? peer::kWriteFua : 0u, epoch, data.subspan(sent, length)};
-      self->send_request(write, [gather](int error) { gather->piece_done(error); });
+      self->send_request(write, [gather](int error) { gather->piece_done(error); }, nullptr, offset + sent, length);
     }
     self->writes_replicated_.fetch_add(1);
   });
@@ -91,7 +96,7 @@ void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done d
       done(ECONNRESET);
       return;
     }
-    self->send_request(peer::Discard{offset, length, epoch}, std::move(done));
+    self->send_request(peer::Discard{offset, length, epoch}, std::move(done), nullptr, offset, length);
   });
 }
 
@@ -103,7 +108,7 @@ void Replicator::send_read(std::uint64_t offset, std::span<std::uint8_t> dst, Do
     }
     const std::uint64_t id = self->next_request_id_;
     self->next_request_id_ += 2;
-    self->pending_.emplace(id, Pending{std::move(done), dst});
+    self->pending_.emplace(id, Pending{std::move(done), dst, offset, 0, std::chrono::steady_clock::now()});
     self->link_->send(peer::Read{offset, static_cast<std::uint32_t>(dst.size())}, id);
   });
 }
@@ -126,23 +131,28 @@ void Replicator::on_read(const peer::FrameHeader& header, const peer::Read& read
     drop_link("read request beyond the end of the volume", peer::DisconnectCode::ProtocolError);
     return;
   }
+  // Ordered like a write, so that it sees every overlapping write that arrived before it
+  // (protocols A and B acknowledge those before they are written).
   const std::uint64_t id = header.request_id;
   std::weak_ptr<PeerConnection> link = link_;
-  workers_.post([self = shared_from_this(), read, id, link] {
-    auto buffer = std::make_shared<util::AlignedBuffer>(read.length);
-    const int error = self->volume_->detached() ? EIO : self->data_.read(read.offset, buffer->span());
-    asio::post(self->io_, [self, read, id, link, buffer, error] {
-      auto connection = link.lock();
-      if (!connection || connection != self->link_) return;
-      peer::ReadData reply{read.offset, read.length, error, {}};
-      if (error == 0) reply.data = buffer->span();
-      connection->send(reply, id);
-      connection->hold_until_sent(buffer);
+  receive_order_.submit(read.offset, read.length, 0, [self = shared_from_this(), read, id, link](ReceiveOrder::Ticket ticket) {
+    self->workers_.post([self, read, id, link, ticket] {
+      auto buffer = std::make_shared<util::AlignedBuffer>(read.length);
+      const int error = self->volume_->detached() ? EIO : self->data_.read(read.offset, buffer->span());
+      asio::post(self->io_, [self, read, id, link, buffer, error, ticket] {
+        self->receive_order_.complete(ticket);
+        auto connection = link.lock();
+        if (!connection || connection != self->link_) return;
+        peer::ReadData reply{read.offset, read.length, error, {}};
+        if (error == 0) reply.data = buffer->span();
+        connection->send(reply, id);
+        connection->hold_until_sent(buffer);
+      });
     });
   });
 }
 
-void Replicator::complete_request(std::uint64_t id, int status) {
+void Replicator::complete_request(std::uint64_t id, int status, std::uint32_t flags) {
   auto it = pending_.find(id);
   if (it == pending_.end()) {
     // Not one of ours: the peer's request ids have the other parity. A sync target acknowledges
@@ -157,15 +167,30 @@ void Replicator::complete_request(std::uint64_t id, int status) {
     }
     return;
   }
-  Done done = std::move(it->second.done);
+  if ((flags & peer::kAckReceived) != 0 && status == 0) {
+    // Protocol B: the writer may go on; the request stays until the write is on the peer's disk.
+    if (Done done = std::move(it->second.done)) done(0);
+    it->second.done = nullptr;
+    return;
+  }
+  Pending request = std::move(it->second);
   pending_.erase(it);
-  done(status);
+  settle(request, status);
+}
+
+void Replicator::settle(Pending& request, int status) {
+  if (request.done) {
+    request.done(status);
+  } else if (status != 0 && request.length > 0) {
+    // Completed to the initiator already (protocol B): the peer lacks it after all.
+    mark_out_of_sync(request.offset, request.length);
+  }
 }
 
 void Replicator::fail_pending(int error) {
   std::map<std::uint64_t, Pending> pending;
   pending.swap(pending_);
-  for (auto& [id, request] : pending) request.done(error);
+  for (auto& [id, request] : pending) settle(request, error);
 }
 
 void Replicator::mark_out_of_sync(std::uint64_t offset, std::uint64_t length) {
@@ -200,30 +225,22 @@ void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& wr
   const std::uint64_t id = header.request_id;
   const std::uint64_t offset = write.offset;
   const bool fua = (write.flags & peer::kWriteFua) != 0;
-  // Protocol B: the primary waits only for the data to arrive here.
-  const bool acked_on_arrival = settings_.protocol == Protocol::B;
-  if (acked_on_arrival) link_->send(peer::WriteAck{0, 0}, id);
+  // Protocol B: the primary completes the write once the data arrived here; it still tracks it
+  // until the second answer says it is written (or failed, which it then records for resync).
+  if (settings_.protocol == Protocol::B) link_->send(peer::WriteAck{0, peer::kAckReceived}, id);
   std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(offset, buffer->size(), write.epoch, [self = shared_from_this(), buffer, id, offset, fua,
-                                                              acked_on_arrival, link](ReceiveOrder::Ticket ticket) {
-    self->workers_.post([self, buffer, id, offset, fua, acked_on_arrival, link, ticket] {
-      const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
-      asio::post(self->io_, [self, id, offset, fua, acked_on_arrival, link, ticket, error, length = buffer->size()] {
-        self->receive_order_.complete(ticket);
-        auto connection = link.lock();
-        if (!connection || connection != self->link_) return;
-        if (!acked_on_arrival) {
-          connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
-        } else if (error != 0) {
-          // Acknowledged already: the primary believes this write is here. Record the gap and
-          // make the next connect resync it.
-          self->metadata_.bitmap().set_range(offset, length);
-          self->drop_link(fmt::format("applying a replicated write failed: {}", std::strerror(error)),
-                          peer::DisconnectCode::Unspecified);
-        }
-      });
-    });
-  });
+  receive_order_.submit(offset, buffer->size(), write.epoch,
+                        [self = shared_from_this(), buffer, id, offset, fua, link](ReceiveOrder::Ticket ticket) {
+                          self->workers_.post([self, buffer, id, offset, fua, link, ticket] {
+                            const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
+                            asio::post(self->io_, [self, id, fua, link, ticket, error] {
+                              self->receive_order_.complete(ticket);
+                              auto connection = link.lock();
+                              if (!connection || connection != self->link_) return;
+                              connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
+                            });
+                          });
+                        });
 }
 
 void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard& discard) {
@@ -250,11 +267,16 @@ void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard
 void Replicator::on_flush(const peer::FrameHeader& header) {
   const std::uint64_t id = header.request_id;
   std::weak_ptr<PeerConnection> link = link_;
-  workers_.post([self = shared_from_this(), id, link] {
-    const int error = self->volume_->apply_peer_flush();
-    asio::post(self->io_, [self, id, link, error] {
-      auto connection = link.lock();
-      if (connection && connection == self->link_) connection->send(peer::FlushAck{error}, id);
+  // A barrier over the whole volume: it waits for every write that arrived before it (protocols
+  // A and B acknowledge those before they are written) and holds back those after it.
+  receive_order_.submit(0, data_.size_bytes(), 0, [self = shared_from_this(), id, link](ReceiveOrder::Ticket ticket) {
+    self->workers_.post([self, id, link, ticket] {
+      const int error = self->volume_->apply_peer_flush();
+      asio::post(self->io_, [self, id, link, ticket, error] {
+        self->receive_order_.complete(ticket);
+        auto connection = link.lock();
+        if (connection && connection == self->link_) connection->send(peer::FlushAck{error}, id);
+      });
     });
   });
 }

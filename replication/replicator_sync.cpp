@@ -58,6 +58,7 @@ void Replicator::reset_sync_state() {
   if (verify_ && verify_->driver) finish_verify(ECONNRESET);
   verify_.reset();
   sync_timer_.cancel();
+  verify_timer_.cancel();
   bitmap_sent_ = false;
   bitmap_received_ = false;
 }
@@ -148,6 +149,7 @@ void Replicator::start_sync_after_exchange() {
       break;
   }
   sync_role_ = SyncRole::Source;
+  set_peer_disk(peer::DiskState::Outdated);
   resync_ = std::make_unique<ResyncProgress>();
   resync_->full = decision_ == SyncDecision::FullSyncAsSource;
   resync_->total = metadata_.bitmap().count_dirty_bytes();
@@ -160,6 +162,7 @@ void Replicator::start_sync_after_exchange() {
 void Replicator::start_source_and_share_bitmap() {
   if (sync_role_ != SyncRole::None || !link_ || phase_ != Phase::Up) return;
   sync_role_ = SyncRole::Source;
+  set_peer_disk(peer::DiskState::Outdated);
   resync_ = std::make_unique<ResyncProgress>();
   resync_->total = metadata_.bitmap().count_dirty_bytes();
   util::log_info("{}: resync to {} starting: {} to copy", settings_.volume_name, settings_.peer_name,
@@ -277,6 +280,10 @@ void Replicator::on_resync_data(const peer::FrameHeader& header, const peer::Res
   const std::uint64_t id = header.request_id;
   const std::uint64_t offset = it->second.first;
   const std::uint32_t length = it->second.second;
+  if (data.offset != offset || data.length != length) {
+    drop_link("resync data for another range than requested", peer::DisconnectCode::ProtocolError);
+    return;
+  }
   if (data.status != 0) {
     util::log_warn("{}: {} could not read [{}, +{}) for the resync: {}", settings_.volume_name, settings_.peer_name,
                    offset, length, std::strerror(data.status));
@@ -378,7 +385,7 @@ void Replicator::on_resync_request(const peer::FrameHeader& header, const peer::
     // Read and queue under the range lock: a write to the range after this read reaches the
     // peer after this data (DESIGN.md, "Ordering").
     self->volume_->with_range_locked(request.offset, request.length, [&] {
-      const int error = self->data_.read(request.offset, buffer->span());
+      const int error = self->volume_->detached() ? EIO : self->data_.read(request.offset, buffer->span());
       const bool identical = error == 0 && request.algorithm != peer::DigestAlgorithm::None &&
                              digest_of(request.algorithm, buffer->span()) == request.digest;
       asio::post(self->io_, [self, request, id, link, buffer, error, identical] {
@@ -450,8 +457,8 @@ void Replicator::pump_verify() {
     const auto length = static_cast<std::uint32_t>(std::min<std::uint64_t>(kVerifyChunk, size - verify_->cursor));
     const std::chrono::milliseconds wait = verify_->bucket.take(length, settings_.verify_rate);
     if (wait.count() > 0) {
-      sync_timer_.expires_after(wait);
-      sync_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      verify_timer_.expires_after(wait);
+      verify_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (!ec) self->pump_verify();
       });
       return;
@@ -491,7 +498,7 @@ void Replicator::on_checksum_request(const peer::FrameHeader& header, const peer
   std::weak_ptr<PeerConnection> link = link_;
   workers_.post([self = shared_from_this(), request, id, link] {
     util::AlignedBuffer buffer(request.length);
-    const int error = self->data_.read(request.offset, buffer.span());
+    const int error = self->volume_->detached() ? EIO : self->data_.read(request.offset, buffer.span());
     const peer::Digest digest = error == 0 ? digest_of(request.algorithm, buffer.span()) : peer::Digest{};
     asio::post(self->io_, [self, request, id, link, error, digest] {
       auto connection = link.lock();
@@ -544,7 +551,7 @@ void Replicator::finish_verify(int status) {
   const std::uint64_t checked = verify_->checked;
   const std::uint64_t differing = verify_->out_of_sync;
   verify_.reset();
-  sync_timer_.cancel();
+  verify_timer_.cancel();
   last_verify_.running = false;
   last_verify_.checked_bytes = checked;
   last_verify_.out_of_sync_bytes = differing;

@@ -30,8 +30,6 @@ SyncDecision mirrored(SyncDecision d) {
   }
 }
 
-bool is_source(SyncDecision d) { return d == SyncDecision::BecomeSyncSource || d == SyncDecision::FullSyncAsSource; }
-bool is_target(SyncDecision d) { return d == SyncDecision::BecomeSyncTarget || d == SyncDecision::FullSyncAsTarget; }
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ---- two primaries
@@ -276,7 +274,7 @@ TEST(ConnectDecision, NoCombinationMakesAPrimaryASyncTarget) {
           const ConnectDecision d = decide_connect(side(s.a, da, true), side(s.b, db, false), a_initial);
           SCOPED_TRACE(::testing::Message() << s.name << ", a " << to_string(da) << ", b " << to_string(db));
           if (d.refusal.empty()) {
-            EXPECT_FALSE(is_target(d.sync)) << to_string(d.sync);
+            EXPECT_FALSE(is_sync_target(d.sync)) << to_string(d.sync);
           }
         }
       }
@@ -291,7 +289,7 @@ TEST(ConnectDecision, AnAcceptedConnectBetweenAGoodAndABadDiskAlwaysCopiesToTheB
         const ConnectDecision d = decide_connect(side(s.a, DiskState::UpToDate), side(s.b, bad), a_initial);
         SCOPED_TRACE(::testing::Message() << s.name << ", b " << to_string(bad));
         EXPECT_TRUE(d.refusal.empty()) << d.refusal;
-        EXPECT_TRUE(is_source(d.sync)) << to_string(d.sync);
+        EXPECT_TRUE(is_sync_source(d.sync)) << to_string(d.sync);
       }
     }
   }
@@ -302,7 +300,7 @@ TEST(ConnectDecision, AnInconsistentReplicaIsNeverTheSourceOfAnOutdatedOne) {
   const auto a = side(gens(200, 100), DiskState::Inconsistent);
   const auto b = side(gens(100), DiskState::Outdated);
   const ConnectDecision d = decide_connect(a, b, false);
-  EXPECT_FALSE(is_source(d.sync) && d.refusal.empty()) << to_string(d.sync);
+  EXPECT_FALSE(is_sync_source(d.sync) && d.refusal.empty()) << to_string(d.sync);
   EXPECT_FALSE(decide_connect(b, a, true).refusal.empty());
 }
 

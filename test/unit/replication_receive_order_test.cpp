@@ -12,6 +12,7 @@ namespace freevsa::replication {
 namespace {
 
 constexpr std::uint64_t KiB = 1024;
+constexpr std::uint64_t MiB = 1024 * KiB;
 
 // Records which items started, in the order their start callbacks ran.
 struct Starts {
@@ -184,34 +185,33 @@ TEST(ReceiveOrder, CompletingTheSameTicketTwiceReleasesOnlyOnce) {
   EXPECT_FALSE(starts.started(c));
 }
 
-TEST(ReceiveOrder, ClearForgetsEveryItem) {
+TEST(ReceiveOrder, ClearWaitingForgetsTheItemsThatHaveNotStarted) {
   ReceiveOrder order;
   Starts starts;
-  const auto a = order.submit(0, 4 * KiB, 1, starts.record());
+  const auto running = order.submit(0, 4 * KiB, 1, starts.record());
   const auto waiting = order.submit(0, 4 * KiB, 1, starts.record());
-  order.clear();
-  EXPECT_EQ(order.pending(), 0u);
-  // The link went down: an item of the new link must not wait for the old link's items.
-  const auto fresh = order.submit(0, 4 * KiB, 2, starts.record());
-  EXPECT_TRUE(starts.started(fresh));
-  // Old items completing into the new list change nothing, and the forgotten item never starts.
-  order.complete(a);
-  order.complete(waiting);
-  EXPECT_FALSE(starts.started(waiting));
+  order.clear_waiting();  // the link went down
   EXPECT_EQ(order.pending(), 1u);
+  order.complete(waiting);  // a late completion of a forgotten item changes nothing
+  EXPECT_FALSE(starts.started(waiting));
+  order.complete(running);
+  EXPECT_EQ(order.pending(), 0u);
 }
 
-TEST(ReceiveOrder, TicketsAfterClearDoNotCollideWithForgottenOnes) {
+TEST(ReceiveOrder, AStartedItemOfTheOldLinkHoldsBackOverlappingItemsOfTheNew) {
+  // The old link's write is still being applied; resync data for the same block from the next
+  // connection must not land before it (it would be overwritten by older data).
   ReceiveOrder order;
   Starts starts;
-  const auto old_ticket = order.submit(0, 4 * KiB, 0, starts.record());
-  order.clear();
+  const auto old_write = order.submit(0, 4 * KiB, 7, starts.record());
+  order.clear_waiting();
   const auto fresh = order.submit(0, 4 * KiB, 0, starts.record());
-  const auto behind = order.submit(0, 4 * KiB, 0, starts.record());
-  EXPECT_NE(fresh, old_ticket);
-  // A late completion of the forgotten item must not release the new item's successor.
-  order.complete(old_ticket);
-  EXPECT_FALSE(starts.started(behind));
+  const auto elsewhere = order.submit(1 * MiB, 4 * KiB, 0, starts.record());
+  EXPECT_NE(fresh, old_write);
+  EXPECT_FALSE(starts.started(fresh));
+  EXPECT_TRUE(starts.started(elsewhere));
+  order.complete(old_write);
+  EXPECT_TRUE(starts.started(fresh));
 }
 
 TEST(ReceiveOrder, StartThatCompletesSynchronouslyOnSubmitLeavesNothingPending) {

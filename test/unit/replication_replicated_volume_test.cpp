@@ -256,6 +256,26 @@ TEST_F(ReplicatedVolumeTest, ReplicatedWriteBeyondTheEndIsRefused) {
   EXPECT_EQ(volume_->apply_peer_write(local_.size_bytes() - 512, block(1), false), EINVAL);
 }
 
+TEST_F(ReplicatedVolumeTest, DrainWaitsForWritesThatPassedTheRoleCheck) {
+  peer_.hold_answers(true);
+  std::thread writer([this] { EXPECT_EQ(volume_->write(0, block(0x21), false), 0); });
+  while (peer_.held() == 0) std::this_thread::yield();  // the write waits for its peer now
+  volume_->set_role(Role::Secondary);
+  EXPECT_EQ(volume_->write(4096, block(0x22), false), EROFS);  // no new writes
+  std::atomic<bool> drained{false};
+  std::thread demoter([&] {
+    volume_->drain();
+    drained = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(drained) << "drain returned while a write was still waiting for the peer";
+  peer_.release();
+  writer.join();
+  demoter.join();
+  EXPECT_TRUE(drained);
+  EXPECT_TRUE(holds(remote_, 0, 0x21));
+}
+
 // ---- a failing local disk is detached when the peer can serve (DRBD's on-io-error detach)
 
 class DetachTest : public ReplicatedVolumeTest {

@@ -605,6 +605,27 @@ TEST(Replicator, PrimaryRestartedCleanlyTakesThePrimaryRoleBackWhenItMeetsItsPee
   EXPECT_EQ(two.status().bytes_resynced, resynced_before) << "nothing changed, yet something was copied";
 }
 
+TEST(Replicator, WhenBothWouldBecomePrimaryOnMeetingOnlyTheLowerNodeIdDoes) {
+  // one stops as primary; two is promoted alone, writes nothing, and stops as primary too:
+  // both come back meaning to take the role.
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  one.stop();
+  ASSERT_TRUE(eventually([&] { return two.peer_status().connection == ConnectionState::Connecting; }));
+  ASSERT_TRUE(two.manager().promote(kVolume, false).ok);
+  two.stop();
+  two.start(one);
+  one.start(two);
+  bool both_primary = false;
+  const bool done = eventually([&] {
+    both_primary = both_primary || (one.status().role == "primary" && two.status().role == "primary");
+    return settled(one, two);
+  });
+  EXPECT_TRUE(done) << describe(one, two);
+  EXPECT_FALSE(both_primary);
+  EXPECT_EQ(two.status().role, "secondary");
+}
+
 TEST(Replicator, ReconnectCommandDropsTheLinkAndItComesBack) {
   Node one(1), two(2);
   start_and_sync(one, two);
