@@ -16,6 +16,8 @@ namespace freevsa::replication {
 namespace asio = boost::asio;
 
 namespace {
+constexpr std::size_t kApplyInlineMax = 64 * 1024;
+
 std::uint64_t random_generation() {
   std::uint64_t value = 0;
   while (value == 0 || value == kFreshAndEmpty) {
@@ -229,18 +231,26 @@ void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& wr
   // until the second answer says it is written (or failed, which it then records for resync).
   if (settings_.protocol == Protocol::B) link_->send(peer::WriteAck{0, peer::kAckReceived}, id);
   std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(offset, buffer->size(), write.epoch,
-                        [self = shared_from_this(), buffer, id, offset, fua, link](ReceiveOrder::Ticket ticket) {
-                          self->workers_.post([self, buffer, id, offset, fua, link, ticket] {
-                            const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
-                            asio::post(self->io_, [self, id, fua, link, ticket, error] {
-                              self->receive_order_.complete(ticket);
-                              auto connection = link.lock();
-                              if (!connection || connection != self->link_) return;
-                              connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
-                            });
-                          });
-                        });
+  receive_order_.submit(offset, buffer->size(), write.epoch, [self = shared_from_this(), buffer, id, offset, fua,
+                                                              link](ReceiveOrder::Ticket ticket) {
+    auto apply = [self, buffer, id, offset, fua, link, ticket] {
+      const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
+      asio::post(self->io_, [self, id, fua, link, ticket, error] {
+        self->receive_order_.complete(ticket);
+        auto connection = link.lock();
+        if (!connection || connection != self->link_) return;
+        connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
+      });
+    };
+    // Alone in the queue and small, a write is applied right here on the link's thread: at low
+    // queue depth that saves two thread hand-offs per write (about 70 us on a busy 2-core
+    // machine). Otherwise the workers apply writes in parallel while this thread goes on reading.
+    if (self->receive_order_.pending() == 1 && buffer->size() <= kApplyInlineMax) {
+      apply();
+    } else {
+      self->workers_.post(std::move(apply));
+    }
+  });
 }
 
 void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard& discard) {
