@@ -64,6 +64,9 @@ c.logout()
 PYEOF
 sense_of_read() { timeout 30 python3 "$IT_TMP/bin/sense_of_read.py" "${NODE_ADDR[$1]}" "$C_ISCSI_PORT" "$C_IQN" "${@:2}"; }
 check "the primary serves a READ" [ "$(sense_of_read a)" = good ]
+check "libiscsi's iscsi-inq answers on the primary" quiet timeout 30 iscsi-inq -i "$INITIATOR_IQN" "$(iscsi_url a)"
+check "libiscsi's READ CAPACITY(16) on the primary gives the volume's size" \
+  [ "$(timeout 30 iscsi-readcapacity16 -s -i "$INITIATOR_IQN" "$(iscsi_url a)")" = "$C_SIZE_BYTES" ]
 check "b answers INQUIRY as a standby" [ "$(sense_of_read b inquiry)" = good ]
 got=$(sense_of_read b)
 check "b refuses a READ with NOT READY, target port in standby state (02/04/0B), got $got" [ "$got" = 02/04/0B ]
@@ -101,4 +104,17 @@ check "replicas still identical" replicas_identical
 check "a stops on SIGTERM" node_stop a
 check "b stops on SIGTERM" node_stop b
 check "no node logged an error" not grep -E " ERROR " "$IT_TMP/a.log" "$IT_TMP/b.log"
+
+# --- a new volume declared in sync on both nodes needs no initial sync
+rm -rf "$IT_TMP/data" && mkdir -p "$IT_TMP/data/a" "$IT_TMP/data/b"
+check "create-md --in-sync on a" node_cmd a create-md "$C_VOLUME" --in-sync
+check "create-md --in-sync on b" node_cmd b create-md "$C_VOLUME" --in-sync
+out=$(node_cmd b create-md "$C_VOLUME" --in-sync 2>&1); rc=$?
+check "create-md refuses to overwrite valid metadata without --force (exit $rc)" [ $rc -eq 1 -a -n "$(grep -e --force <<<"$out")" ]
+node_start a || exit 2
+node_start b || exit 2
+check "two replicas created in sync connect in sync" wait_in_sync 30
+check "without copying anything" [ "$(status_field a "v['bytes_resynced']")" = 0 -a "$(status_field b "v['bytes_resynced']")" = 0 ]
+check "a stops on SIGTERM" node_stop a
+check "b stops on SIGTERM" node_stop b
 it_finish

@@ -11,12 +11,15 @@
 #  - a shared setting changed in one file only (the protocol), named in the error;
 #  - another cluster's name.
 # After each refusal, with the difference removed, the same nodes connect and sync: what was
-# refused was the difference, not the nodes.
+# refused was the difference, not the nodes. Last, a node whose resync was cut short by the
+# primary's death is Inconsistent: promoting it is refused unless forced, and the refusal and
+# the forced promotion say what may be lost.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/lib_cluster.sh"
 it_init replication_refusals
+need_cmd qemu-img qemu-utils qemu-block-extra || exit 2
 cluster_init 3460 || exit 2
 
 fresh() { node_stop a; node_stop b; rm -rf "$IT_TMP/data"; mkdir -p "$IT_TMP/data/a" "$IT_TMP/data/b"; : >"$IT_TMP/a.log"; : >"$IT_TMP/b.log"; }
@@ -67,6 +70,31 @@ fresh
 cluster_config b CLUSTER=othercluster
 node_start a && node_start b || exit 2
 refused_case "other cluster" "belongs to cluster 'othercluster'" "belongs to cluster 'itcluster'"
+
+echo "--- promoting a node whose data is not complete"
+fresh
+cluster_config a RESYNC_RATE=4M
+cluster_config b RESYNC_RATE=4M
+node_start a && node_start b || exit 2
+check "in sync" wait_in_sync 60
+node_stop b
+head -c 32M /dev/urandom >"$IT_TMP/random.img"
+check "32 MiB written through a while b is away" \
+  timeout 60 qemu-img convert -n -f raw -O raw "$IT_TMP/random.img" "$(iscsi_url a)"
+node_start b || exit 2
+check "b's resync starts (4 MiB/s)" wait_for b "p['connection']" SyncTarget 20
+node_kill a
+check "b sees a gone in the middle of its resync" wait_for b "p['connection']" Connecting 10
+check "b's disk is Inconsistent" [ "$(status_field b "v['disk_state']")" = Inconsistent ]
+out=$(node_cmd b promote "$C_VOLUME" 2>&1); rc=$?
+echo "  $out"
+check "promote b is refused (exit $rc): it says what would be lost and how to force it" \
+  [ $rc -eq 1 -a -n "$(grep "Inconsistent" <<<"$out" | grep "lost" | grep -e "--force")" ]
+out=$(node_cmd b promote "$C_VOLUME" --force 2>&1); rc=$?
+echo "  $out"
+check "promote b --force succeeds with the warning (exit $rc)" [ $rc -eq 0 -a -n "$(grep "warning: forced" <<<"$out")" ]
+check "b is primary" [ "$(status_field b "v['role']")" = primary ]
+check "b's log carries the warning" node_log_has b "promote forced: .*Inconsistent"
 
 echo "--- the same nodes, agreeing"
 fresh

@@ -71,6 +71,9 @@ log "round 2: $dirty bytes out of sync before b returns (resync at 16 MiB/s)"
 node_start b || exit 2
 check "the resync starts" wait_for a "p['connection']" SyncSource 20
 sleep 1
+progress=$(node_cmd a status | grep "sync:")
+echo "  a:$progress"
+check "status shows the resync's progress, speed and ETA" grep -Eq "sync: [0-9.]+% \(.* of .*\), [0-9.]+ [KM]iB/s, ETA [0-9]+:[0-9]+" <<<"$progress"
 left=$(status_field a "v['out_of_sync_bytes']")
 node_kill b
 check "b was killed with part of the resync done ($left of $dirty bytes left)" [ "${left:-0}" -gt 0 -a "${left:-0}" -lt "$dirty" ]
