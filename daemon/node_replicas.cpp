@@ -125,14 +125,7 @@ NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
     replica.replicator = manager_->add(settings_for(local_, volume, tls), replica.storage->data(), *replica.metadata);
     // Every start is as secondary. A node that was primary (or is the initial primary of a new
     // volume) takes the role back once it has met its peer as secondary; never alone.
-    std::string resume;
-    if (sb.has(metadata_flag::kCrashedPrimary)) {
-      resume = "was primary when it crashed";
-    } else if (sb.has(metadata_flag::kPrimaryAtStop)) {
-      resume = "was primary when it stopped";
-    } else if (volume.initial_primary && !sb.has(metadata_flag::kWasPrimary)) {
-      resume = "is the initial primary of this new volume";
-    }
+    const std::string resume = primary_when_peer_met(sb, volume.initial_primary);
     replica.replicator->set_initial_role(Role::Secondary, resume);
     util::log_info("volume {}: {} bytes on {}, disk {}, generation {:016x}, {} out of sync{}", volume.name,
                    volume.size_bytes, volume.backing_path, to_string(sb.disk_state), sb.generations.current,

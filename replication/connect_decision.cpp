@@ -6,16 +6,6 @@ namespace freevsa::replication {
 
 namespace {
 
-SyncDecision mirror(SyncDecision d) {
-  switch (d) {
-    case SyncDecision::BecomeSyncSource: return SyncDecision::BecomeSyncTarget;
-    case SyncDecision::BecomeSyncTarget: return SyncDecision::BecomeSyncSource;
-    case SyncDecision::FullSyncAsSource: return SyncDecision::FullSyncAsTarget;
-    case SyncDecision::FullSyncAsTarget: return SyncDecision::FullSyncAsSource;
-    default: return d;
-  }
-}
-
 // The UpToDate side `good` against an Inconsistent `bad`: `d` as seen from `good`.
 SyncDecision source_over_inconsistent(SyncDecision d) {
   if (is_sync_source(d)) return d;

@@ -2,6 +2,16 @@
 
 namespace freevsa::replication {
 
+SyncDecision mirror(SyncDecision d) {
+  switch (d) {
+    case SyncDecision::BecomeSyncSource: return SyncDecision::BecomeSyncTarget;
+    case SyncDecision::BecomeSyncTarget: return SyncDecision::BecomeSyncSource;
+    case SyncDecision::FullSyncAsSource: return SyncDecision::FullSyncAsTarget;
+    case SyncDecision::FullSyncAsTarget: return SyncDecision::FullSyncAsSource;
+    default: return d;
+  }
+}
+
 bool is_freshly_formatted(const Generations& g) {
   return g.bitmap == 0 && g.history[0] == 0 && g.history[1] == 0;
 }

@@ -59,6 +59,8 @@ inline bool is_sync_source(SyncDecision d) {
 inline bool is_sync_target(SyncDecision d) {
   return d == SyncDecision::BecomeSyncTarget || d == SyncDecision::FullSyncAsTarget;
 }
+// The same decision as the peer sees it (source <-> target).
+SyncDecision mirror(SyncDecision d);
 
 // Pure function of both sides' generations. `initial_primary` breaks the tie for two freshly
 // formatted replicas that were not created in sync (the configured initial primary is source).

@@ -285,4 +285,11 @@ int SuperblockSlots::erase() {
   return device_.write(slot_offset(0), zeros.span(), /*durable=*/true);
 }
 
+std::string primary_when_peer_met(const Superblock& sb, bool initial_primary) {
+  if (sb.has(metadata_flag::kCrashedPrimary)) return "was primary when it crashed";
+  if (sb.has(metadata_flag::kPrimaryAtStop)) return "was primary when it stopped";
+  if (initial_primary && !sb.has(metadata_flag::kWasPrimary)) return "is the initial primary of this new volume";
+  return "";
+}
+
 }  // namespace freevsa::replication

@@ -98,6 +98,11 @@ struct Superblock {
   bool operator==(const Superblock&) const = default;
 };
 
+// Why a node starting (always as secondary) becomes primary once it has met its peer as
+// secondary: it was primary when it crashed or stopped, or it is a new volume's initial
+// primary. "" when it stays secondary.
+std::string primary_when_peer_met(const Superblock& sb, bool initial_primary);
+
 constexpr std::uint64_t kSuperblockMagic = 0x4656534145444d31ull;  // "FVSAEDM1"
 constexpr std::uint32_t kMetadataFormatVersion = 1;
 

@@ -337,14 +337,18 @@ void Replicator::on_auth_response(const peer::AuthResponse& response) {
   peer::AuthResult result = auth_->check(response);
   link_->send(result);
   if (!result.accepted) {
-    const std::string reason = fmt::format(
-        "{} failed authentication: its shared secret (cluster.secret) differs from this node's", settings_.peer_name);
-    util::log_error("{}: {}", settings_.volume_name, reason);
-    note_error(reason);
-    drop_link(reason, std::nullopt);
+    authentication_failed(fmt::format(
+        "{} failed authentication: its shared secret (cluster.secret) differs from this node's", settings_.peer_name));
     return;
   }
   if (auth_->complete()) after_authentication();
+}
+
+void Replicator::authentication_failed(const std::string& reason) {
+  // The verdict already went out (AuthResult), so no Disconnect follows it.
+  util::log_error("{}: {}", settings_.volume_name, reason);
+  note_error(reason);
+  drop_link(reason, std::nullopt);
 }
 
 void Replicator::on_auth_result(const peer::AuthResult& result) {
@@ -354,12 +358,9 @@ void Replicator::on_auth_result(const peer::AuthResult& result) {
   }
   auth_->on_result(result);
   if (!result.accepted) {
-    const std::string reason = fmt::format(
+    authentication_failed(fmt::format(
         "{} refused this node's authentication: the shared secret (cluster.secret) differs between the nodes",
-        settings_.peer_name);
-    util::log_error("{}: {}", settings_.volume_name, reason);
-    note_error(reason);
-    drop_link(reason, std::nullopt);
+        settings_.peer_name));
     return;
   }
   if (auth_->complete()) after_authentication();

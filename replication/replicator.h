@@ -151,6 +151,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_auth_challenge(const peer::AuthChallenge& challenge);
   void on_auth_response(const peer::AuthResponse& response);
   void on_auth_result(const peer::AuthResult& result);
+  void authentication_failed(const std::string& reason);
   void after_authentication();
   void on_shared_settings(const peer::SharedSettings& settings);
   // `difference`: what describe_settings_difference() found, "" when unknown.

@@ -25,6 +25,8 @@
 #   replicas_identical             the data areas of both backing files are bit-identical
 #   verify_through NODE WHAT       the verified writer's journal $JOURNAL reads back through NODE
 #                                  (a PASS/FAIL line; writers must be stopped)
+#   offline_checks                 stops both nodes; their data areas are identical and hold every
+#                                  write $JOURNAL says was acknowledged
 #   node_log_has NODE REGEX
 #   iscsi_url NODE / portal NODE   where initiators reach NODE's LUN
 # Variables: C_IQN (target), C_SIZE_BYTES, C_DATA_BYTES (compare size), NODE_PID_a, NODE_PID_b.
@@ -209,6 +211,19 @@ verify_through() {  # verify_through NODE WHAT : every write of $JOURNAL acknowl
   [ $rc -eq 0 ] && [ "$(field lost "$out")" = 0 ] && [ "$(field corrupt "$out")" = 0 ] &&
     ok "$2: every acknowledged write reads back through $1 (lost=0 corrupt=0, $(field ok_acked "$out") blocks)" ||
     bad "$2: verify through $1 found lost or corrupt writes (exit $rc)"
+}
+
+offline_checks() {  # both nodes stopped on SIGTERM; replicas identical; $JOURNAL on both disks
+  local n out rc
+  check "a stops on SIGTERM" node_stop a
+  check "b stops on SIGTERM" node_stop b
+  check "the replicas' data areas are bit-identical" replicas_identical
+  for n in a b; do
+    out=$(vw verify --journal "$JOURNAL" --file "$(backing_file $n)" 2>&1); rc=$?
+    echo "$out" | sed 's/^/  /'
+    [ $rc -eq 0 ] && ok "every acknowledged write is on $n's disk (lost=0 corrupt=0)" ||
+      bad "$n's disk misses acknowledged writes (exit $rc)"
+  done
 }
 
 node_log_has() { grep -Eq "$2" "$IT_TMP/$1.log"; }

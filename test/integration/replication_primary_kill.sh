@@ -60,14 +60,6 @@ for round in 1 2; do
 done
 
 check "in sync at the end" wait_in_sync 30
-check "a stops on SIGTERM" node_stop a
-check "b stops on SIGTERM" node_stop b
-check "the replicas' data areas are bit-identical" replicas_identical
-for n in a b; do
-  out=$(vw verify --journal "$JOURNAL" --file "$(backing_file $n)" 2>&1); rc=$?
-  echo "$out" | sed 's/^/  /'
-  [ $rc -eq 0 ] && ok "every acknowledged write is on $n's disk (lost=0 corrupt=0)" ||
-    bad "$n's disk misses acknowledged writes (exit $rc)"
-done
+offline_checks
 echo "replication_primary_kill: $TOTAL_ACKED writes acknowledged, 2 primaries killed, 0 lost required"
 it_finish

@@ -47,12 +47,5 @@ check "b's log names the keep-alive timeout" node_log_has b "the peer sent nothi
 check "b stays secondary: it never promotes itself" [ "$(status_field b "v['role']")" = secondary ]
 kill -CONT "${NODE_PID[a]}"
 check "after SIGCONT the two are in sync again, a primary" wait_in_sync 30
-check "a stops on SIGTERM" node_stop a
-check "b stops on SIGTERM" node_stop b
-check "the replicas' data areas are bit-identical" replicas_identical
-for n in a b; do
-  out=$(vw verify --journal "$JOURNAL" --file "$(backing_file $n)" 2>&1); rc=$?
-  echo "$out" | sed 's/^/  /'
-  [ $rc -eq 0 ] && ok "every acknowledged write is on $n's disk" || bad "$n's disk misses acknowledged writes (exit $rc)"
-done
+offline_checks
 it_finish

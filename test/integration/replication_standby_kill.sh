@@ -88,14 +88,6 @@ log "round 2: $left_after bytes were left when b came back"
 verify_through a "round 2"
 
 # --- both replicas, offline
-check "a stops on SIGTERM" node_stop a
-check "b stops on SIGTERM" node_stop b
-check "the replicas' data areas are bit-identical" replicas_identical
-for n in a b; do
-  out=$(vw verify --journal "$JOURNAL" --file "$(backing_file $n)" 2>&1); rc=$?
-  echo "$out" | sed 's/^/  /'
-  [ $rc -eq 0 ] && ok "every acknowledged write is on $n's disk (lost=0 corrupt=0)" ||
-    bad "$n's disk misses acknowledged writes (exit $rc)"
-done
+offline_checks
 echo "replication_standby_kill: $(acks) writes acknowledged in all, 0 lost required"
 it_finish

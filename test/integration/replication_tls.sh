@@ -69,23 +69,19 @@ check "TLS: a's log says the link is TLS" node_log_has a "connected to b \(127\.
 check "TLS: the written data is not visible on the replication link" not pattern_on_link tls
 check "TLS: the replicas are identical" replicas_identical
 
+refused_with_cert_of() {  # refused_with_cert_of NAME DIR REGEX : b presents DIR/b.crt; a refuses it saying REGEX
+  fresh
+  cluster_config a TLS="$PKI"
+  cluster_config b TLS="$PKI"
+  sed -i "s#b: $PKI/b.crt#b: $2/b.crt#; s#b: $PKI/b.key#b: $2/b.key#" "$IT_TMP/b.yaml"
+  node_start a && node_start b || exit 2
+  check "$1: a refuses b" wait_log a "$3" 15
+  check "$1: never connected" [ "$(status_field a "p['connection']")" = Connecting ]
+}
 echo "--- a certificate from another CA"
-fresh
-cluster_config a TLS="$PKI"
-cluster_config b TLS="$PKI"
-sed -i "s#b: $PKI/b.crt#b: $ROGUE/b.crt#; s#b: $PKI/b.key#b: $ROGUE/b.key#" "$IT_TMP/b.yaml"
-node_start a && node_start b || exit 2
-check "rogue CA: a refuses b in the TLS handshake" wait_log a "TLS handshake with 127\.0\.0\.2 failed: .*certificate" 15
-check "rogue CA: never connected" [ "$(status_field a "p['connection']")" = Connecting ]
-
+refused_with_cert_of "rogue CA" "$ROGUE" "TLS handshake with 127\.0\.0\.2 failed: .*certificate"
 echo "--- a certificate for another node"
-fresh
-cluster_config a TLS="$PKI"
-cluster_config b TLS="$PKI"
-sed -i "s#b: $PKI/b.crt#b: $MISNAMED/b.crt#; s#b: $PKI/b.key#b: $MISNAMED/b.key#" "$IT_TMP/b.yaml"
-node_start a && node_start b || exit 2
-check "misnamed: a refuses b, whose certificate names c" wait_log a "TLS certificate is not issued to 'b'" 15
-check "misnamed: never connected" [ "$(status_field a "p['connection']")" = Connecting ]
+refused_with_cert_of "misnamed (the certificate names c)" "$MISNAMED" "TLS certificate is not issued to 'b'"
 node_stop a; node_stop b
 
 echo "--- a missing certificate file"

@@ -20,16 +20,6 @@ Generations gens(std::uint64_t current, std::uint64_t bitmap = 0, std::uint64_t 
   return g;
 }
 
-SyncDecision mirrored(SyncDecision d) {
-  switch (d) {
-    case SyncDecision::BecomeSyncSource: return SyncDecision::BecomeSyncTarget;
-    case SyncDecision::BecomeSyncTarget: return SyncDecision::BecomeSyncSource;
-    case SyncDecision::FullSyncAsSource: return SyncDecision::FullSyncAsTarget;
-    case SyncDecision::FullSyncAsTarget: return SyncDecision::FullSyncAsSource;
-    default: return d;
-  }
-}
-
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ---- two primaries
@@ -257,7 +247,7 @@ TEST(ConnectDecision, BothSidesReachMirroredDecisions) {
             EXPECT_EQ(ab.refusal.empty(), ba.refusal.empty()) << "a: " << ab.refusal << " | b: " << ba.refusal;
             EXPECT_EQ(ab.split_brain, ba.split_brain);
             if (ab.refusal.empty() && ba.refusal.empty()) {
-              EXPECT_EQ(ab.sync, mirrored(ba.sync)) << to_string(ab.sync) << " vs " << to_string(ba.sync);
+              EXPECT_EQ(ab.sync, mirror(ba.sync)) << to_string(ab.sync) << " vs " << to_string(ba.sync);
             }
           }
         }

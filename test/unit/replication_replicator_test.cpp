@@ -279,15 +279,7 @@ class Node {
     const Superblock sb = store_->superblock();
     // As the daemon does: every start is as secondary; the primary role comes back (or, for a
     // new volume, comes to the initial primary) only once the peer was met as secondary.
-    std::string primary_when_peer_met;
-    if (sb.has(metadata_flag::kCrashedPrimary)) {
-      primary_when_peer_met = "was primary when it crashed";
-    } else if (sb.has(metadata_flag::kPrimaryAtStop)) {
-      primary_when_peer_met = "was primary when it stopped";
-    } else if (s.initial_primary && !sb.has(metadata_flag::kWasPrimary)) {
-      primary_when_peer_met = "is the initial primary of this new volume";
-    }
-    replicator_->set_initial_role(Role::Secondary, primary_when_peer_met);
+    replicator_->set_initial_role(Role::Secondary, primary_when_peer_met(sb, s.initial_primary));
     manager_->start();
   }
 
