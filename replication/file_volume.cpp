@@ -380,4 +380,31 @@ int FileVolume::discard(std::uint64_t offset, std::uint64_t length) {
   return 0;
 }
 
+int FileVolume::allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                           std::vector<AllocationExtent>& out) {
+  if (!valid_range(offset, length, block_size_, size_)) return EINVAL;
+  if (block_device_) return Volume::allocation(offset, length, max_extents, out);
+  out.clear();
+  const std::uint64_t end = offset + length;
+  for (std::uint64_t at = offset; at < end && out.size() < max_extents;) {
+    // Where the next data starts and where it ends; ENXIO means no data after `at`.
+    off_t data = ::lseek(fd_, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno != ENXIO) return errno;
+    const std::uint64_t data_start = data < 0 ? end : std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+    if (data_start > at) {
+      out.push_back({at, data_start - at, false});
+      at = data_start;
+      continue;
+    }
+    const off_t hole = ::lseek(fd_, static_cast<off_t>(at), SEEK_HOLE);
+    if (hole < 0) return errno;
+    // Holes are found at file-system block granularity; report whole logical blocks.
+    std::uint64_t data_end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), end);
+    data_end = std::max(at + block_size_, data_end / block_size_ * block_size_);
+    out.push_back({at, std::min(data_end, end) - at, true});
+    at = std::min(data_end, end);
+  }
+  return 0;
+}
+
 }  // namespace freevsa::replication

@@ -37,6 +37,9 @@ class FileVolume final : public Volume {
   int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override;
   int flush() override;
   int discard(std::uint64_t offset, std::uint64_t length) override;
+  // Files: holes (SEEK_HOLE) are deallocated. Block devices: all mapped.
+  int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                 std::vector<AllocationExtent>& out) override;
 
  private:
   FileVolume(int fd, std::string path, std::uint64_t size, std::uint32_t block_size, bool direct, bool block_device);

@@ -24,6 +24,9 @@ class MemoryVolume final : public Volume {
   int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override;
   int flush() override;
   int discard(std::uint64_t offset, std::uint64_t length) override;
+  // Blocks never written, or discarded since, are deallocated.
+  int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                 std::vector<AllocationExtent>& out) override;
 
   // Fault injection: the next I/O calls fail with this errno (0 = none).
   void fail_reads_with(int error) { read_error_ = error; }
@@ -40,6 +43,7 @@ class MemoryVolume final : public Volume {
   std::mutex mutex_;
   std::vector<std::uint8_t> data_;
   std::uint32_t block_size_;
+  std::vector<bool> mapped_;  // per block
   std::string name_ = "memory";
   int read_error_ = 0;
   int write_error_ = 0;

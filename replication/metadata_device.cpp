@@ -34,6 +34,12 @@ int DataAreaVolume::write(std::uint64_t offset, std::span<const std::uint8_t> sr
   return backing_.write(offset, src, fua);
 }
 
+int DataAreaVolume::allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                               std::vector<AllocationExtent>& out) {
+  if (!inside(offset, length)) return EINVAL;
+  return backing_.allocation(offset, length, max_extents, out);
+}
+
 int DataAreaVolume::discard(std::uint64_t offset, std::uint64_t length) {
   if (!inside(offset, length)) return EINVAL;
   return backing_.discard(offset, length);

@@ -72,6 +72,8 @@ class DataAreaVolume final : public Volume {
   int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override;
   int flush() override { return backing_.flush(); }
   int discard(std::uint64_t offset, std::uint64_t length) override;
+  int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                 std::vector<AllocationExtent>& out) override;
   Access access() const override { return backing_.access(); }
 
  private:

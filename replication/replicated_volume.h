@@ -55,6 +55,12 @@ class ReplicatedVolume final : public Volume {
   int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override;
   int flush() override;
   int discard(std::uint64_t offset, std::uint64_t length) override;
+  // What the local replica holds (both replicas are identical where nothing is out of sync).
+  int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                 std::vector<AllocationExtent>& out) override {
+    if (detached_.load()) return Volume::allocation(offset, length, max_extents, out);
+    return local_.allocation(offset, length, max_extents, out);
+  }
   Access access() const override;
 
   // The receiving side of the replication stream, called by the peer link on the secondary

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace freevsa::replication {
 
@@ -20,6 +21,14 @@ namespace freevsa::replication {
 // way. The SCSI layer answers media commands on a non-Active volume with the sense data a
 // multipath initiator takes as "use another path" (never as a lost device).
 enum class Access { Active, Standby, Transitioning };
+
+// A run of bytes and whether it holds data (GET LBA STATUS): `mapped` false means deallocated -
+// never written, or discarded - and reads as zeroes.
+struct AllocationExtent {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  bool mapped = true;
+};
 
 class Volume {
  public:
@@ -36,6 +45,16 @@ class Volume {
   virtual int flush() = 0;
   // Deallocates the range; later reads return zeroes. Used by UNMAP / WRITE SAME with UNMAP.
   virtual int discard(std::uint64_t offset, std::uint64_t length) = 0;
+
+  // Describes the allocation of [offset, offset + length) in order from `offset`, in at most
+  // `max_extents` extents (fewer bytes than asked when the limit is reached). A volume that
+  // cannot tell reports everything mapped.
+  virtual int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
+                         std::vector<AllocationExtent>& out) {
+    out.clear();
+    if (length > 0 && max_extents > 0) out.push_back({offset, length, true});
+    return 0;
+  }
 
   // Cheap and thread-safe: called for every command.
   virtual Access access() const { return Access::Active; }

@@ -420,5 +420,32 @@ TEST(FileVolume, BlockDeviceIsLockedLikeAFile) {
   EXPECT_EQ(error.find(loop.path() + ": "), 0u) << error;
 }
 
+TEST(FileVolume, AllocationReportsWrittenBlocksMappedAndHolesDeallocated) {
+  TempDir dir;
+  auto volume = FileVolume::open({.path = dir.file("disk.img"), .size_bytes = 4 * kMiB, .block_size = 4096});
+  const std::vector<std::uint8_t> data(64 * 1024, 0x5A);
+  ASSERT_EQ(volume->write(1 * kMiB, data, false), 0);
+  std::vector<AllocationExtent> extents;
+  ASSERT_EQ(volume->allocation(0, 4 * kMiB, 16, extents), 0);
+  ASSERT_EQ(extents.size(), 3u);
+  EXPECT_FALSE(extents[0].mapped);
+  EXPECT_EQ(extents[0].offset, 0u);
+  EXPECT_EQ(extents[1].offset, 1 * kMiB);
+  EXPECT_TRUE(extents[1].mapped);
+  EXPECT_GE(extents[1].length, data.size());  // the file system may allocate a little more
+  EXPECT_FALSE(extents[2].mapped);
+  EXPECT_EQ(extents[2].offset + extents[2].length, 4 * kMiB);
+
+  ASSERT_EQ(volume->discard(1 * kMiB, data.size()), 0);
+  ASSERT_EQ(volume->allocation(0, 4 * kMiB, 16, extents), 0);
+  ASSERT_EQ(extents.size(), 1u);
+  EXPECT_FALSE(extents[0].mapped);
+  EXPECT_EQ(extents[0].length, 4 * kMiB);
+
+  ASSERT_EQ(volume->allocation(0, 4 * kMiB, 0, extents), 0);
+  EXPECT_TRUE(extents.empty());
+  EXPECT_EQ(volume->allocation(4 * kMiB, 4096, 4, extents), EINVAL);
+}
+
 }  // namespace
 }  // namespace freevsa::replication
