@@ -27,13 +27,39 @@ struct CommandContext {
 // Runs one command to completion: lookup, unit attention, handler, sense. Fills task outputs.
 void dispatch(Task& task, LogicalUnit* unit, LogicalUnitState* state, const LunList* luns);
 
-// Largest READ/WRITE/VERIFY length accepted, in bytes (reported in the Block Limits VPD page).
+// Limits reported in the Block Limits VPD page (B0h) and enforced by the handlers.
+// Largest READ/WRITE/VERIFY length accepted, in bytes.
 inline constexpr std::uint32_t kMaxTransferBytes = 16u << 20;
 inline std::uint32_t max_transfer_blocks(std::uint32_t block_size) {
   return kMaxTransferBytes / block_size;
 }
+// WRITE SAME: the blocks one command may write or unmap (it writes them one buffer at a time).
+inline constexpr std::uint32_t kMaxWriteSameBytes = 16u << 20;
+inline std::uint32_t max_write_same_blocks(std::uint32_t block_size) { return kMaxWriteSameBytes / block_size; }
+// UNMAP: descriptors per command; the LBA count has no limit (FFFFFFFFh).
+inline constexpr std::uint32_t kMaxUnmapDescriptors = 256;
+inline constexpr std::uint32_t kMaxUnmapBlocks = 0xFFFFFFFFu;
+// Deallocation happens in file-system blocks: unmapping less than 4 KiB only zeroes.
+inline std::uint32_t unmap_granularity_blocks(std::uint32_t block_size) {
+  return block_size < 4096 ? 4096 / block_size : 1;
+}
+// COMPARE AND WRITE: blocks per command (the field is one byte).
+inline constexpr std::uint8_t kMaxCompareAndWriteBlocks = 255;
 
 // Helpers shared by the handlers.
+struct Geometry {
+  std::uint32_t block_size;
+  std::uint64_t blocks;
+};
+Geometry geometry(const CommandContext& ctx);
+// SBC-3 4.5: an LBA range beyond the capacity -> 05/21/00 (overflow-safe).
+Result check_range(const Geometry& g, std::uint64_t lba, std::uint64_t blocks);
+// Compares `expected` against what the volume holds at `offset`; a miscompare reports the byte
+// offset (relative to `expected`, as SBC-3 5.3/5.43 ask) of the first difference. With
+// one_block, `expected` is one block compared against every block of the range; null only
+// checks the range is readable.
+Result compare_with_medium(replication::Volume& v, std::uint64_t offset, std::uint64_t length,
+                           const std::uint8_t* expected, std::uint32_t block_size, bool one_block);
 // Copies min(data.size(), allocation_length) bytes to task.data_in.
 Result send_data_in(Task& task, std::span<const std::uint8_t> data, std::uint32_t allocation_length);
 // Records the Data-Out the CDB asks for and fails with 05/0E/03 if the initiator sent less.
@@ -64,5 +90,11 @@ Result handle_prefetch(CommandContext& ctx);
 Result handle_synchronize_cache(CommandContext& ctx);
 Result handle_start_stop_unit(CommandContext& ctx);
 Result handle_prevent_allow_medium_removal(CommandContext& ctx);
+// Thin provisioning (provisioning_commands.cpp)
+Result handle_write_same(CommandContext& ctx);
+Result handle_unmap(CommandContext& ctx);
+Result handle_get_lba_status(CommandContext& ctx);
+// compare_and_write.cpp
+Result handle_compare_and_write(CommandContext& ctx);
 
 }  // namespace freevsa::scsi

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "replication/interval_lock.h"
 #include "replication/volume.h"
 #include "scsi/task.h"
 
@@ -44,6 +45,11 @@ class LogicalUnit {
   void nexus_created(const std::string& initiator_port);
 
   replication::Volume& volume() { return volume_; }
+  // Every command that changes blocks holds their range here while it does: COMPARE AND WRITE
+  // is then atomic against every other write to its blocks (VMFS locks depend on it).
+  replication::IntervalLock::Guard lock_blocks(std::uint64_t offset, std::uint64_t length) {
+    return block_lock_.lock(offset, length);
+  }
   const LunIdentity& identity() const { return identity_; }
 
  private:
@@ -54,6 +60,7 @@ class LogicalUnit {
   replication::Volume& volume_;
   LunIdentity identity_;
   std::unique_ptr<LogicalUnitState> state_;
+  replication::IntervalLock block_lock_;
 };
 
 }  // namespace freevsa::scsi

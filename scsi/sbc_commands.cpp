@@ -45,13 +45,6 @@ Sense write_error_sense(int error) {
   }
 }
 
-namespace {
-
-struct Geometry {
-  std::uint32_t block_size;
-  std::uint64_t blocks;
-};
-
 Geometry geometry(const CommandContext& ctx) {
   const replication::Volume& v = ctx.unit->volume();
   return {v.block_size(), v.size_bytes() / v.block_size()};
@@ -62,6 +55,8 @@ Result check_range(const Geometry& g, std::uint64_t lba, std::uint64_t blocks) {
   if (lba > g.blocks || g.blocks - lba < blocks) return Sense::lba_out_of_range();
   return good();
 }
+
+namespace {
 
 // Common checks for commands that transfer or verify logical blocks.
 Result check_media_request(const Geometry& g, const BlockRequest& r) {
@@ -78,9 +73,8 @@ int read_volume(replication::Volume& v, std::uint64_t offset, std::span<std::uin
   return v.read(offset, dst);
 }
 
-// Compares `expected` against what the volume holds at `offset`; miscompare reports the byte
-// offset (relative to the Data-Out buffer, per SBC-3 5.26/5.43) of the first difference.
-// With one_block, `expected` is one block compared against every block of the range.
+}  // namespace
+
 Result compare_with_medium(replication::Volume& v, std::uint64_t offset, std::uint64_t length,
                            const std::uint8_t* expected, std::uint32_t block_size,
                            bool one_block) {
@@ -102,8 +96,6 @@ Result compare_with_medium(replication::Volume& v, std::uint64_t offset, std::ui
   return good();
 }
 
-}  // namespace
-
 Result handle_read_capacity10(CommandContext& ctx) {
   const std::uint8_t* cdb = ctx.task.cdb.data();
   // SBC-3 5.15: with PMI=0 the LOGICAL BLOCK ADDRESS must be zero.
@@ -124,10 +116,12 @@ Result handle_read_capacity16(CommandContext& ctx) {
   util::put_be64(d, g.blocks == 0 ? 0 : g.blocks - 1);
   util::put_be32(d + 8, g.block_size);
   // d[12]: P_TYPE/PROT_EN = 0. d[13]: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT, so that
-  // initiators align to 4 KiB with 512-byte blocks. d[14]: LBPME=0, LBPRZ=0 (see VPD B2h).
+  // initiators align to 4 KiB with 512-byte blocks. d[14]: LBPME=1 (thin: UNMAP, WRITE SAME
+  // with UNMAP, GET LBA STATUS) and LBPRZ=1 (unmapped blocks read as zeroes), as VPD B2h says.
   std::uint8_t exponent = 0;
   for (std::uint32_t per = 4096 / g.block_size; per > 1; per >>= 1) ++exponent;
   d[13] = exponent;
+  d[14] = 0xC0;
   return send_data_in(ctx.task, d, allocation_length(cdb));
 }
 
@@ -164,6 +158,7 @@ Result write_request(CommandContext& ctx, const BlockRequest& r, bool fua, std::
   if (Result res = usable_data_out(task, bytes, g.block_size, usable); !res.ok()) return res;
   if (usable == 0) return good();
   std::span<const std::uint8_t> src(task.data_out.data(), static_cast<std::size_t>(usable));
+  const auto guard = ctx.unit->lock_blocks(r.lba * g.block_size, usable);
   if (int e = ctx.unit->volume().write(r.lba * g.block_size, src, fua); e != 0) return write_error_sense(e);
   written = usable;
   return good();

@@ -93,11 +93,16 @@ std::vector<std::uint8_t> vpd_block_limits(std::uint32_t block_size) {
   auto d = vpd_header(0xB0, 0x3C);
   const std::uint16_t granularity =
       static_cast<std::uint16_t>(block_size < 4096 ? 4096 / block_size : 1);
+  d[4] = 0x01;                                             // WSNZ: WRITE SAME of zero blocks is refused
+  d[5] = kMaxCompareAndWriteBlocks;                        // MAXIMUM COMPARE AND WRITE LENGTH
   util::put_be16(&d[6], granularity);                      // OPTIMAL TRANSFER LENGTH GRANULARITY
   util::put_be32(&d[8], max_transfer_blocks(block_size));  // MAXIMUM TRANSFER LENGTH
   // OPTIMAL TRANSFER LENGTH, MAXIMUM PREFETCH LENGTH: 0 (not reported).
-  // MAXIMUM UNMAP LBA COUNT / BLOCK DESCRIPTOR COUNT, granularity, MAXIMUM WRITE SAME LENGTH:
-  // 0 until UNMAP and WRITE SAME exist (consistent with LBPU=0 in page B2h).
+  util::put_be32(&d[20], kMaxUnmapBlocks);                 // MAXIMUM UNMAP LBA COUNT
+  util::put_be32(&d[24], kMaxUnmapDescriptors);            // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+  util::put_be32(&d[28], unmap_granularity_blocks(block_size));  // OPTIMAL UNMAP GRANULARITY
+  util::put_be32(&d[32], 0x80000000u);                     // UGAVALID, UNMAP GRANULARITY ALIGNMENT 0
+  util::put_be64(&d[36], max_write_same_blocks(block_size));  // MAXIMUM WRITE SAME LENGTH
   return d;
 }
 
@@ -108,13 +113,14 @@ std::vector<std::uint8_t> vpd_block_device_characteristics() {
   return d;
 }
 
-// Logical Block Provisioning (SBC-3 6.5.4): fully provisioned, no UNMAP / WRITE SAME unmap
-// yet; matches LBPME=0 in READ CAPACITY(16).
+// Logical Block Provisioning (SBC-4 6.6.4): thin provisioned; UNMAP and WRITE SAME(10/16)
+// with UNMAP deallocate, and deallocated blocks read as zeroes. Matches LBPME/LBPRZ in READ
+// CAPACITY(16).
 std::vector<std::uint8_t> vpd_logical_block_provisioning() {
   auto d = vpd_header(0xB2, 4);
-  d[4] = 0x00;  // THRESHOLD EXPONENT
-  d[5] = 0x00;  // LBPU, LBPWS, LBPWS10, LBPRZ, ANC_SUP, DP
-  d[6] = 0x00;  // PROVISIONING TYPE: full
+  d[4] = 0x00;  // THRESHOLD EXPONENT: no thresholds
+  d[5] = 0xE4;  // LBPU, LBPWS, LBPWS10, LBPRZ 001b; ANC_SUP=0, DP=0
+  d[6] = 0x02;  // PROVISIONING TYPE: thin
   return d;
 }
 

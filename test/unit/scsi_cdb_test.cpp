@@ -86,7 +86,9 @@ TEST(ScsiCommandTable, OpcodesAreUnique) {
 TEST(ScsiCommandTable, LookupFindsServiceActionAndReportsUnknownOne) {
   std::array<std::uint8_t, 16> cdb{0x9E, 0x10};
   EXPECT_NE(lookup_command(cdb.data()).info, nullptr);
-  cdb[1] = 0x12;  // GET LBA STATUS: not implemented
+  cdb[1] = 0x12;  // GET LBA STATUS
+  EXPECT_NE(lookup_command(cdb.data()).info, nullptr);
+  cdb[1] = 0x13;  // REPORT REFERRALS: not implemented
   auto l = lookup_command(cdb.data());
   EXPECT_EQ(l.info, nullptr);
   EXPECT_TRUE(l.unknown_service_action);
