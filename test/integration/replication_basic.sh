@@ -41,6 +41,43 @@ check "the replicas' data areas are bit-identical (256 MiB compared)" replicas_i
 writes=$(status_field a "v['writes_replicated']")
 check "a counted replicated writes ($writes)" [ "${writes:-0}" -gt 0 ]
 
+# --- UNMAP and COMPARE AND WRITE (ATS) through the primary replicate too
+cat >"$IT_TMP/bin/unmap_and_ats.py" <<'PYEOF'
+"""unmap_and_ats.py HOST PORT IQN : UNMAP 1 MiB at 8 MiB, then an ATS on block 100: compare with
+what is there, write 0xA5; then an ATS that must miscompare. Prints one word per step."""
+import struct, sys
+import pyiscsi
+host, port, iqn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = pyiscsi.Conn(host, port)
+c.login("iqn.2026-01.org.freevsa:it-vaai", iqn)
+def run(cdb, read_len=0, out=b""):
+    for _ in range(3):
+        status, data, sense = c.scsi(0, cdb, read_len=read_len, out=out)
+        if status != 2 or sense[2] & 0x0F != 6:
+            return status, data, sense
+    return status, data, sense
+params = struct.pack(">HH4x", 22, 16) + struct.pack(">QI4x", 8 * 2048, 2048)
+status, _, _ = run(struct.pack(">BB4xBHB", 0x42, 0, 0, len(params), 0), out=params)
+print("unmap-good" if status == 0 else f"unmap-status-{status}")
+status, old, _ = run(struct.pack(">BBQIBB", 0x88, 0, 100, 1, 0, 0), read_len=512)
+ats = struct.pack(">BBQ3xBBB", 0x89, 0, 100, 1, 0, 0)
+status, _, _ = run(ats, out=old + bytes([0xA5]) * 512)
+print("ats-good" if status == 0 else f"ats-status-{status}")
+status, _, sense = run(ats, out=old + bytes([0x5A]) * 512)
+print("ats-miscompare" if status == 2 and sense[2] & 0x0F == 0x0E else f"ats2-status-{status}")
+c.logout()
+PYEOF
+out=$(timeout 60 python3 "$IT_TMP/bin/unmap_and_ats.py" 127.0.0.1 "$C_ISCSI_PORT" "$C_IQN" | tr '\n' ' ')
+check "UNMAP, a matching ATS and a miscompared ATS through a ($out)" [ "$out" = "unmap-good ats-good ats-miscompare " ]
+check "the replicas are identical after UNMAP and ATS" replicas_identical
+hole_at() {  # hole_at FILE OFFSET : the file has a hole at OFFSET
+  python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); sys.exit(0 if os.lseek(fd, int(sys.argv[2]), os.SEEK_HOLE) == int(sys.argv[2]) else 1)' "$1" "$2"
+}
+check "the unmapped range is a hole in a's file" hole_at "$(backing_file a)" $((8 * 1048576))
+check "and in b's file: UNMAP replicated as a discard" hole_at "$(backing_file b)" $((8 * 1048576))
+check "b's block 100 holds the ATS's data" \
+  python3 -c 'import sys; d = open(sys.argv[1], "rb").read()[100*512:101*512]; sys.exit(0 if d == bytes([0xA5]) * 512 else 1)' "$(backing_file b)"
+
 # --- the standby refuses media access with the sense a multipath initiator understands
 cat >"$IT_TMP/bin/sense_of_read.py" <<'PYEOF'
 """sense_of_read.py HOST PORT IQN [inquiry] : READ(16) of one block (or a standard INQUIRY) on
