@@ -79,6 +79,11 @@ Access ReplicatedVolume::access() const {
   return role_.load() == Role::Primary ? local_.access() : Access::Standby;
 }
 
+std::vector<PortGroup> ReplicatedVolume::port_groups() const {
+  return {PortGroup{own_group_, access()},
+          PortGroup{peer_group_, peer_primary_.load() ? Access::Active : Access::Standby}};
+}
+
 void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work) {
   auto guard = in_flight_.lock(offset, length);
   work();

@@ -62,6 +62,13 @@ class ReplicatedVolume final : public Volume {
     return local_.allocation(offset, length, max_extents, out);
   }
   Access access() const override;
+  // This node's group and the peer's: the peer's is active when it is known to be primary.
+  std::vector<PortGroup> port_groups() const override;
+  void set_port_groups(std::uint16_t own, std::uint16_t peer) {
+    own_group_ = own;
+    peer_group_ = peer;
+  }
+  void set_peer_primary(bool primary) { peer_primary_.store(primary); }
 
   // The receiving side of the replication stream, called by the peer link on the secondary
   // for every write, discard and flush the primary sends. Overlapping writes are applied in the
@@ -123,6 +130,9 @@ class ReplicatedVolume final : public Volume {
   std::atomic<Role> role_{Role::Secondary};
   std::atomic<bool> transitioning_{false};
   std::atomic<bool> detached_{false};
+  std::uint16_t own_group_ = 1;
+  std::uint16_t peer_group_ = 2;
+  std::atomic<bool> peer_primary_{false};
   // Writes, discards and flushes under way as primary (see drain()).
   class PrimaryOp;
   std::mutex ops_mutex_;

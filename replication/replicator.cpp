@@ -32,6 +32,8 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
   volume_ = std::make_unique<ReplicatedVolume>(data_, *this, *this, settings_.protocol);
   next_request_id_ = settings_.node_id < settings_.peer_id ? 1 : 2;
   volume_->set_activity_log(&metadata_.activity_log());
+  // ALUA: each node is a target port group, numbered by node id.
+  volume_->set_port_groups(static_cast<std::uint16_t>(settings_.node_id), static_cast<std::uint16_t>(settings_.peer_id));
   // Runs on the worker that met the error; the link's state lives on the io thread. The io
   // thread stops before the Replicator goes away.
   volume_->set_detach_handler([this](int error, const char* operation) {
@@ -405,6 +407,7 @@ void Replicator::after_authentication() {
     return;
   }
   peer_role_ = hello.role;
+  volume_->set_peer_primary(peer_role_ == peer::Role::Primary);
   set_peer_disk(hello.disk_state);
   peer_generations_ = hello.generations;
   link_->set_payload_crc((hello.feature_flags & peer::kFeaturePayloadCrc) != 0);
@@ -491,6 +494,7 @@ void Replicator::link_down(const std::string& reason) {
   const bool was_up = phase_ == Phase::Up;
   link_.reset();
   replicating_.store(false);
+  volume_->set_peer_primary(false);  // unknown now: initiators are not sent there
   fail_pending(ECONNRESET);
   receive_order_.clear_waiting();
   reset_sync_state();
@@ -525,6 +529,7 @@ void Replicator::on_state_change(const peer::StateChange& change) {
   const bool peer_was_primary = peer_role_ == peer::Role::Primary;
   const peer::DiskState peer_disk_before = peer_disk_;
   peer_role_ = change.role;
+  volume_->set_peer_primary(peer_role_ == peer::Role::Primary);
   set_peer_disk(change.disk_state);
   // A peer whose disk failed takes no more writes: they go into the bitmap from now on.
   if (peer_disk_ == peer::DiskState::Diskless) replicating_.store(false);

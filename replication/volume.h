@@ -22,6 +22,13 @@ namespace freevsa::replication {
 // multipath initiator takes as "use another path" (never as a lost device).
 enum class Access { Active, Standby, Transitioning };
 
+// A target port group (SPC-4 5.15, ALUA): every node that exports the volume is one group, with
+// one target port whose relative identifier is the group's. `access` is that node's state.
+struct PortGroup {
+  std::uint16_t id = 1;
+  Access access = Access::Active;
+};
+
 // A run of bytes and whether it holds data (GET LBA STATUS): `mapped` false means deallocated -
 // never written, or discarded - and reads as zeroes.
 struct AllocationExtent {
@@ -58,6 +65,8 @@ class Volume {
 
   // Cheap and thread-safe: called for every command.
   virtual Access access() const { return Access::Active; }
+  // The port groups the volume is reachable through, this node's first. Thread-safe.
+  virtual std::vector<PortGroup> port_groups() const { return {PortGroup{1, access()}}; }
 };
 
 }  // namespace freevsa::replication

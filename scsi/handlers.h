@@ -96,5 +96,9 @@ Result handle_unmap(CommandContext& ctx);
 Result handle_get_lba_status(CommandContext& ctx);
 // compare_and_write.cpp
 Result handle_compare_and_write(CommandContext& ctx);
+// alua_commands.cpp
+Result handle_report_target_port_groups(CommandContext& ctx);
+// The ASYMMETRIC ACCESS STATE code of a volume access state.
+std::uint8_t asymmetric_access_state(replication::Access access);
 
 }  // namespace freevsa::scsi

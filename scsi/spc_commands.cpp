@@ -32,7 +32,9 @@ std::vector<std::uint8_t> standard_inquiry(const LunIdentity& id, bool present) 
   d[2] = 0x06;                   // VERSION: SPC-4
   d[3] = 0x12;                   // HISUP=1, RESPONSE DATA FORMAT=2
   d[4] = kStandardInquiryLength - 5;
-  d[5] = 0x00;                   // SCCS, ACC, TPGS=0, 3PC, PROTECT=0
+  // TPGS=01b: implicit ALUA - the target changes port group states by itself (failover); an
+  // initiator follows them with REPORT TARGET PORT GROUPS.
+  d[5] = present ? 0x10 : 0x00;  // SCCS, ACC, TPGS, 3PC, PROTECT=0
   d[6] = 0x00;
   d[7] = 0x02;                   // CMDQUE=1
   put_ascii(&d[8], 8, id.vendor);
@@ -68,8 +70,10 @@ std::vector<std::uint8_t> vpd_unit_serial(const LunIdentity& id) {
 }
 
 // Device Identification (SPC-4 7.8.6): the NAA designator (binary, LU association) and a T10
-// vendor ID designator (ASCII: 8-byte vendor id + serial), both identifying the logical unit.
-std::vector<std::uint8_t> vpd_device_identification(const LunIdentity& id) {
+// vendor ID designator (ASCII: 8-byte vendor id + serial), both identifying the logical unit -
+// the same on every node, so a multipath initiator sees one device - and, for the target port
+// the command came through, its relative target port and target port group (this node's).
+std::vector<std::uint8_t> vpd_device_identification(const LunIdentity& id, std::uint16_t port_group) {
   std::vector<std::uint8_t> body;
   // NAA
   body.insert(body.end(), {0x01, 0x03, 0x00, static_cast<std::uint8_t>(id.naa.size())});
@@ -82,6 +86,12 @@ std::vector<std::uint8_t> vpd_device_identification(const LunIdentity& id) {
   body.resize(at + t10_length);
   put_ascii(&body[at], 8, id.vendor);
   put_ascii(&body[at + 8], serial.size(), serial);
+  // Relative target port (type 4h) and target port group (type 5h), association: target port.
+  for (const std::uint8_t type : {std::uint8_t{0x04}, std::uint8_t{0x05}}) {
+    body.insert(body.end(), {0x01, static_cast<std::uint8_t>(0x10 | type), 0x00, 0x04, 0x00, 0x00});
+    body.push_back(static_cast<std::uint8_t>(port_group >> 8));
+    body.push_back(static_cast<std::uint8_t>(port_group));
+  }
 
   auto d = vpd_header(0x83, body.size());
   std::copy(body.begin(), body.end(), d.begin() + 4);
@@ -176,7 +186,8 @@ Result handle_inquiry(CommandContext& ctx) {
   switch (page) {
     case 0x00: return send_data_in(ctx.task, vpd_supported_pages(), alloc);
     case 0x80: return send_data_in(ctx.task, vpd_unit_serial(id), alloc);
-    case 0x83: return send_data_in(ctx.task, vpd_device_identification(id), alloc);
+    case 0x83:
+      return send_data_in(ctx.task, vpd_device_identification(id, ctx.unit->volume().port_groups().front().id), alloc);
     case 0xB0: return send_data_in(ctx.task, vpd_block_limits(ctx.unit->volume().block_size()), alloc);
     case 0xB1: return send_data_in(ctx.task, vpd_block_device_characteristics(), alloc);
     case 0xB2: return send_data_in(ctx.task, vpd_logical_block_provisioning(), alloc);

@@ -71,4 +71,9 @@ std::size_t LogicalUnitState::known_ports() const {
   return unit_attentions_.size();
 }
 
+void LogicalUnitState::note_port_group_states(std::uint64_t states) {
+  const std::uint64_t before = port_group_states_.exchange(states);
+  if (before != kNoStatesSeen && before != states) raise_except("", 0x2A, 0x06);
+}
+
 }  // namespace freevsa::scsi

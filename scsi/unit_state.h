@@ -45,6 +45,11 @@ class LogicalUnitState {
 
   std::size_t known_ports() const;
 
+  // ALUA: `states` sums up every port group's access state (see dispatch). When it differs
+  // from the last one seen, every known port gets 2A/06 ASYMMETRIC ACCESS STATE CHANGED, so
+  // that multipath initiators ask REPORT TARGET PORT GROUPS again.
+  void note_port_group_states(std::uint64_t states);
+
  private:
   static constexpr std::size_t kMaxQueuedUnitAttentions = 8;
   void push_locked(std::deque<Sense>& queue, const Sense& ua);
@@ -53,6 +58,8 @@ class LogicalUnitState {
   std::map<std::string, std::deque<Sense>> unit_attentions_;  // key: initiator port
   ModeSettings mode_;
   std::atomic<bool> wce_{ModeSettings{}.write_cache_enabled};
+  static constexpr std::uint64_t kNoStatesSeen = ~std::uint64_t{0};
+  std::atomic<std::uint64_t> port_group_states_{kNoStatesSeen};
 };
 
 }  // namespace freevsa::scsi

@@ -108,6 +108,35 @@ check "b answers INQUIRY as a standby" [ "$(sense_of_read b inquiry)" = good ]
 got=$(sense_of_read b)
 check "b refuses a READ with NOT READY, target port in standby state (02/04/0B), got $got" [ "$got" = 02/04/0B ]
 
+# --- ALUA: each node is a target port group; the primary's is active/optimized
+cat >"$IT_TMP/bin/port_groups.py" <<'PYEOF'
+"""port_groups.py HOST PORT IQN : REPORT TARGET PORT GROUPS on LUN 0, printed as
+'group:state[*]' (state AO, S or T; * = preferred), this node's group first."""
+import struct, sys
+import pyiscsi
+host, port, iqn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = pyiscsi.Conn(host, port)
+c.login("iqn.2026-01.org.freevsa:it-alua", iqn)
+cdb = struct.pack(">BB4xIBB", 0xA3, 0x0A, 512, 0, 0)
+for _ in range(3):
+    status, data, sense = c.scsi(0, cdb, read_len=512)
+    if status == 0:
+        break
+names = {0x0: "AO", 0x2: "S", 0xF: "T"}
+out, at = [], 4
+while at + 12 <= 4 + struct.unpack(">I", data[:4])[0]:
+    out.append(f"{struct.unpack('>H', data[at + 2:at + 4])[0]}:{names.get(data[at] & 0x0F, '?')}"
+               + ("*" if data[at] & 0x80 else ""))
+    at += 8 + 4 * data[at + 7]
+print(" ".join(out))
+c.logout()
+PYEOF
+port_groups() { timeout 30 python3 "$IT_TMP/bin/port_groups.py" "${NODE_ADDR[$1]}" "$C_ISCSI_PORT" "$C_IQN"; }
+check "ALUA on a: its group 1 active/optimized and preferred, b's group 2 standby ($(port_groups a))" \
+  [ "$(port_groups a)" = "1:AO* 2:S" ]
+check "ALUA on b, a standby path, answers too: its group 2 standby, a's group 1 active ($(port_groups b))" \
+  [ "$(port_groups b)" = "2:S 1:AO*" ]
+
 # --- roles by hand
 out=$(node_cmd b promote "$C_VOLUME" 2>&1); rc=$?
 echo "  $out"
@@ -120,6 +149,7 @@ check "a sees b as primary" wait_for a "p['role']" primary 10
 got=$(sense_of_read a)
 check "a, now standby, refuses a READ with 02/04/0B, got $got" [ "$got" = 02/04/0B ]
 check "b, now primary, serves a READ" [ "$(sense_of_read b)" = good ]
+check "after the switch ALUA on a says b's group is active ($(port_groups a))" [ "$(port_groups a)" = "1:S 2:AO*" ]
 head -c 8M /dev/urandom >"$IT_TMP/random2.img"
 check "qemu-img writes 8 MiB through b" timeout 60 qemu-img convert -n -f raw -O raw "$IT_TMP/random2.img" "$(iscsi_url b)"
 check "writes through b reach a: replicas identical" replicas_identical
