@@ -44,10 +44,12 @@ void LogicalUnitState::reset(const std::string& requesting_port, std::uint8_t as
   std::lock_guard lock(mutex_);
   mode_ = ModeSettings{};
   wce_.store(mode_.write_cache_enabled, std::memory_order_relaxed);
+  // SAM-5 7.7: every I_T nexus gets the unit attention, the one that asked for the reset too
+  // (libiscsi's MultipathIO.Reset checks each path). The requesting port is registered here in
+  // case it never sent a command before.
+  unit_attentions_.try_emplace(requesting_port);
   const Sense ua = Sense::unit_attention(0x29, ascq);
-  for (auto& [port, queue] : unit_attentions_) {
-    if (port != requesting_port) push_locked(queue, ua);
-  }
+  for (auto& [port, queue] : unit_attentions_) push_locked(queue, ua);
 }
 
 ModeSettings LogicalUnitState::mode() const {

@@ -870,15 +870,16 @@ TEST_F(ScsiTest, UnknownOpcodeReportsPendingUnitAttentionFirst) {
   expect_sense(run({0xC0, 0, 0, 0, 0, 0}, {}, "A"), 0x05, 0x20, 0x00);
 }
 
-TEST_F(ScsiTest, LunResetRaisesBusDeviceResetForOtherNexusesOnly) {
+TEST_F(ScsiTest, LunResetRaisesBusDeviceResetForEveryNexusTheRequesterToo) {
   map_.nexus_created("A");
   map_.nexus_created("B");
   run({0x03, 0, 0, 0, 18, 0}, {}, "A");
   run({0x03, 0, 0, 0, 18, 0}, {}, "B");
   map_.lun_reset(0, "A");
-  EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}, {}, "A").status, Status::Good);
-  expect_sense(run({0x00, 0, 0, 0, 0, 0}, {}, "B"), 0x06, 0x29, 0x03);
-  EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}, {}, "B").status, Status::Good);
+  for (const char* port : {"A", "B"}) {
+    expect_sense(run({0x00, 0, 0, 0, 0, 0}, {}, port), 0x06, 0x29, 0x03);
+    EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}, {}, port).status, Status::Good);
+  }
 }
 
 TEST_F(ScsiTest, LunResetRestoresDefaultModeParameters) {
@@ -886,17 +887,19 @@ TEST_F(ScsiTest, LunResetRestoresDefaultModeParameters) {
   ASSERT_EQ(run({0x15, 0x10, 0, 0, static_cast<std::uint8_t>(list.size()), 0}, list, "A").status,
             Status::Good);
   map_.lun_reset(0, "A");
+  expect_sense(run({0x00, 0, 0, 0, 0, 0}, {}, "A"), 0x06, 0x29, 0x03);  // the reset's own attention
   auto d = data(run({0x1A, 0x08, 0x08, 0, 255, 0}, {}, "A"));
+  ASSERT_GE(d.size(), 7u);
   EXPECT_EQ(d[6] & 0x04, 0x04);
 }
 
-TEST_F(ScsiTest, TargetResetRaisesScsiBusResetForOtherNexuses) {
+TEST_F(ScsiTest, TargetResetRaisesScsiBusResetForEveryNexus) {
   map_.nexus_created("A");
   map_.nexus_created("B");
   run({0x03, 0, 0, 0, 18, 0}, {}, "A");
   run({0x03, 0, 0, 0, 18, 0}, {}, "B");
   map_.target_reset("A");
-  EXPECT_EQ(run({0x00, 0, 0, 0, 0, 0}, {}, "A").status, Status::Good);
+  expect_sense(run({0x00, 0, 0, 0, 0, 0}, {}, "A"), 0x06, 0x29, 0x02);
   expect_sense(run({0x00, 0, 0, 0, 0, 0}, {}, "B"), 0x06, 0x29, 0x02);
 }
 
