@@ -18,6 +18,8 @@
 #   CONFORMANCE_COMPARE=1          also run the same suite against tgtd (port 3302, same kind of
 #                                  file) and print both tables side by side (for the release note)
 #   CONFORMANCE_LOG_DIR=build/conformance   where the raw logs are kept
+# freevsa gets a second portal (port + 10) and iscsi-test-cu both URLs: the MultipathIO suite
+# then runs over two paths to the same LUN.
 # Measured here (2 cores, against tgtd 1.0.85): ALL family ~25 s, all four families ~55 s.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 it_init conformance
 need_cmd iscsi-test-cu libiscsi-bin || exit 2
 
-REQUIRED=CompareAndWrite,Inquiry,Mandatory,ModeSense6,NoMedia,PreventAllow,Prefetch10,Prefetch16,Read6,Read10,Read12,Read16,ReadCapacity10,ReadCapacity16,ReportSupportedOpcodes,StartStopUnit,TestUnitReady,Unmap,Verify10,Verify12,Verify16,Write10,Write12,Write16,WriteSame10,WriteSame16,WriteVerify10,WriteVerify12,WriteVerify16,iSCSIcmdsn,iSCSIdatasn,iSCSIResiduals,iSCSITMF
+REQUIRED=CompareAndWrite,Inquiry,Mandatory,ModeSense6,MultipathIO,NoMedia,PreventAllow,Prefetch10,Prefetch16,Read6,Read10,Read12,Read16,ReadCapacity10,ReadCapacity16,ReportSupportedOpcodes,StartStopUnit,TestUnitReady,Unmap,Verify10,Verify12,Verify16,Write10,Write12,Write16,WriteSame10,WriteSame16,WriteVerify10,WriteVerify12,WriteVerify16,iSCSIcmdsn,iSCSIdatasn,iSCSIResiduals,iSCSITMF
 TESTS=${CONFORMANCE_TESTS:-ALL}
 SUITE_TIMEOUT=${CONFORMANCE_TIMEOUT:-1200}
 LOG_DIR=${CONFORMANCE_LOG_DIR:-$REPO_ROOT/build/conformance}
@@ -33,13 +35,16 @@ mkdir -p "$LOG_DIR"
 SUMMARIZE="python3 $HERE/summarize_conformance.py"
 
 run_suite() {  # run_suite IMPL PORT LOG : start a target, run the suite, check the target after
-  local impl=$1 port=$2 out=$3 t0 rc
-  LUN_SIZE=1G start_target "$port" "$impl" || { bad "$impl: target did not start"; return 1; }
+  local impl=$1 port=$2 out=$3 t0 rc urls=()
+  local second=; [ "$impl" = freevsa ] && second=$((port + 10))
+  SECOND_PORT=$second LUN_SIZE=1G start_target "$port" "$impl" || { bad "$impl: target did not start"; return 1; }
+  urls=("$T_URL")
+  [ -n "$second" ] && urls+=("iscsi://127.0.0.1:$second/$T_IQN/$T_LUN")
   log "$impl: iscsi-test-cu -t $TESTS (timeout ${SUITE_TIMEOUT}s) -> $out"
   t0=$SECONDS
   timeout -k 10 "$SUITE_TIMEOUT" iscsi-test-cu -d -v \
     -i iqn.2026-01.org.freevsa:conformance-1 -I iqn.2026-01.org.freevsa:conformance-2 \
-    -t "$TESTS" "$T_URL" >"$out" 2>&1
+    -t "$TESTS" "${urls[@]}" >"$out" 2>&1
   rc=$?
   echo "$impl: iscsi-test-cu finished in $((SECONDS - t0)) s (exit $rc)"
   case $rc in
