@@ -7,6 +7,8 @@
 #include <cmath>
 #include <optional>
 
+#include "util/human_bytes.h"
+
 namespace freevsa::daemon {
 
 using replication::ConnectionState;
@@ -14,6 +16,7 @@ using replication::PeerStatus;
 using replication::SyncProgress;
 using replication::VerifyProgress;
 using replication::VolumeStatus;
+using util::human_bytes;
 
 namespace {
 
@@ -366,19 +369,6 @@ std::string json_quote(std::string_view text) {
     ++i;
   }
   return out + "\"";
-}
-
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  constexpr std::array<const char*, 6> kUnits = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double value = static_cast<double>(bytes) / 1024.0;
-  std::size_t unit = 0;
-  // Move up before rounding would print "1024.0 KiB".
-  while (value >= 1023.95 && unit + 1 < kUnits.size()) {
-    value /= 1024.0;
-    ++unit;
-  }
-  return fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
 std::string human_duration(double seconds) {

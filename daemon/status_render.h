@@ -24,8 +24,6 @@ std::string status_text(const std::string& node, const std::vector<replication::
 // valid UTF-8 (a path can hold any bytes) become U+FFFD so that the document stays valid.
 std::string json_quote(std::string_view text);
 
-// 1023 -> "1023 B", 1536 -> "1.5 KiB", 1 << 30 -> "1.0 GiB".
-std::string human_bytes(std::uint64_t bytes);
 // Seconds as m:ss or h:mm:ss, rounded to the second: 7.4 -> "0:07", 3723 -> "1:02:03".
 std::string human_duration(double seconds);
 

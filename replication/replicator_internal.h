@@ -12,6 +12,7 @@
 #include "replication/metadata.h"
 #include "replication/peer_protocol.h"
 #include "replication/replicated_volume.h"
+#include "util/human_bytes.h"
 
 namespace freevsa::replication {
 
@@ -44,16 +45,6 @@ std::string hex(const std::array<std::uint8_t, N>& bytes) {
   return out;
 }
 
-inline std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  int unit = 0;
-  while (value >= 1024 && unit < 3) {
-    value /= 1024;
-    ++unit;
-  }
-  return fmt::format("{:.1f} {}", value, units[unit]);
-}
+using util::human_bytes;
 
 }  // namespace freevsa::replication
