@@ -144,7 +144,6 @@ void Replicator::dial() {
                         if (auto me = weak.lock()) me->on_closed(connection, reason);
                       });
     self->link_->send(self->make_hello());
-    self->hello_sent_ = true;
   });
 }
 
@@ -180,7 +179,6 @@ void Replicator::adopt(std::shared_ptr<PeerConnection> connection, const peer::H
         if (auto me = weak.lock()) me->on_closed(connection, reason);
       });
   link_->send(make_hello());
-  hello_sent_ = true;
   on_hello(hello);
 }
 
@@ -190,7 +188,6 @@ void Replicator::begin_handshake(std::shared_ptr<PeerConnection> connection) {
   peer_hello_.reset();
   auth_.reset();
   awaiting_settings_ = false;
-  hello_sent_ = false;
   bitmap_sent_ = false;
   bitmap_received_ = false;
 }

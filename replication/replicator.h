@@ -231,7 +231,6 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   std::shared_ptr<PeerConnection> link_;
   std::optional<peer::Hello> peer_hello_;
   std::optional<peer::PeerAuthenticator> auth_;
-  bool hello_sent_ = false;
   bool awaiting_settings_ = false;  // configuration hashes differ; the peer's SharedSettings is due
   peer::Role peer_role_ = peer::Role::Secondary;
   peer::DiskState peer_disk_ = peer::DiskState::Diskless;

@@ -131,31 +131,28 @@ Result handle_get_lba_status(CommandContext& ctx) {
   const Geometry g = geometry(ctx);
   if (lba >= g.blocks) return Sense::lba_out_of_range();
   if (allocation_length == 0) return good();
-  // At least one descriptor, even if the initiator's buffer is short: the transport truncates.
-  const std::size_t max_descriptors = std::max<std::size_t>(1, allocation_length < 8 ? 1 : (allocation_length - 8) / 16);
+  // At least one descriptor even if the initiator's buffer is short (the transport truncates).
+  const std::size_t max_descriptors =
+      std::clamp<std::size_t>(allocation_length < 8 ? 0 : (allocation_length - 8) / 16, 1, 1024);
   std::vector<replication::AllocationExtent> extents;
   const std::uint64_t offset = lba * g.block_size;
-  if (int e = ctx.unit->volume().allocation(offset, g.blocks * g.block_size - offset,
-                                            std::min<std::size_t>(max_descriptors, 1024), extents);
+  if (int e = ctx.unit->volume().allocation(offset, g.blocks * g.block_size - offset, max_descriptors, extents);
       e != 0) {
     return read_error_sense(e);
   }
-  std::vector<std::uint8_t> d(8 + 16 * extents.size(), 0);
-  util::put_be32(d.data(), static_cast<std::uint32_t>(d.size() - 4));  // PARAMETER DATA LENGTH
-  std::size_t at = 8;
+  std::vector<std::uint8_t> d(8, 0);
   for (const replication::AllocationExtent& e : extents) {
-    util::put_be64(&d[at], e.offset / g.block_size);
-    // The descriptor's length field is 32 bits: a longer run is reported in part.
-    const std::uint64_t run = std::min<std::uint64_t>(e.length / g.block_size, 0xFFFFFFFFu);
-    util::put_be32(&d[at + 8], static_cast<std::uint32_t>(run));
-    d[at + 12] = e.mapped ? 0x00 : 0x01;  // PROVISIONING STATUS: mapped / deallocated
-    at += 16;
-    if (run < e.length / g.block_size) {
-      d.resize(at);
-      util::put_be32(d.data(), static_cast<std::uint32_t>(d.size() - 4));
-      break;
-    }
+    const std::uint64_t blocks = e.length / g.block_size;
+    const auto run = static_cast<std::uint32_t>(std::min<std::uint64_t>(blocks, 0xFFFFFFFFu));
+    std::uint8_t descriptor[16] = {};
+    util::put_be64(descriptor, e.offset / g.block_size);
+    util::put_be32(descriptor + 8, run);
+    descriptor[12] = e.mapped ? 0x00 : 0x01;  // PROVISIONING STATUS: mapped / deallocated
+    d.insert(d.end(), descriptor, descriptor + sizeof descriptor);
+    // The length field is 32 bits: a longer run is reported in part, and nothing after it.
+    if (run < blocks) break;
   }
+  util::put_be32(d.data(), static_cast<std::uint32_t>(d.size() - 4));  // PARAMETER DATA LENGTH
   return send_data_in(ctx.task, d, allocation_length);
 }
 
