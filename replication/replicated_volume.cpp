@@ -89,11 +89,12 @@ void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t len
   work();
 }
 
-int ReplicatedVolume::on_peer_and_wait(const std::function<void(PeerChannel::Done)>& start) {
+int ReplicatedVolume::on_peer_only(const std::function<void(PeerChannel::Done)>& start) {
+  if (!peer_.peer_up_to_date()) return EIO;
   // Shared: the completing thread may still be inside complete() when the waiter returns.
   auto outcome = std::make_shared<PeerOutcome>();
   start([outcome](int error) { outcome->complete(error); });
-  return outcome->wait();
+  return outcome->wait() == 0 ? 0 : EIO;  // failed there too: neither disk has it
 }
 
 bool ReplicatedVolume::detach_if_peer_can_serve(int error, const char* operation) {
@@ -105,21 +106,20 @@ bool ReplicatedVolume::detach_if_peer_can_serve(int error, const char* operation
 int ReplicatedVolume::read_from_peer(std::uint64_t offset, std::span<std::uint8_t> dst) {
   // A frame carries at most kMaxDataLength (1 MiB); SCSI reads may be longer.
   constexpr std::size_t kPiece = 1u << 20;
-  if (!peer_.peer_up_to_date()) return EIO;
   for (std::size_t done = 0; done < dst.size(); done += kPiece) {
     const std::span<std::uint8_t> piece = dst.subspan(done, std::min(kPiece, dst.size() - done));
-    const int error =
-        on_peer_and_wait([&](PeerChannel::Done finished) { peer_.send_read(offset + done, piece, std::move(finished)); });
-    if (error != 0) return EIO;  // neither disk can serve it
+    if (int error = on_peer_only([&](PeerChannel::Done finished) {
+          peer_.send_read(offset + done, piece, std::move(finished));
+        });
+        error != 0) {
+      return error;
+    }
   }
   return 0;
 }
 
 int ReplicatedVolume::write_on_peer_only(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) {
-  if (!peer_.peer_up_to_date()) return EIO;
-  const int error =
-      on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_write(offset, src, fua, std::move(done)); });
-  return error == 0 ? 0 : EIO;
+  return on_peer_only([&](PeerChannel::Done done) { peer_.send_write(offset, src, fua, std::move(done)); });
 }
 
 int ReplicatedVolume::read(std::uint64_t offset, std::span<std::uint8_t> dst) {
@@ -207,10 +207,7 @@ void ReplicatedVolume::release_activity_log(const std::shared_ptr<PeerOutcome>& 
 int ReplicatedVolume::flush() {
   const PrimaryOp op(*this);
   if (!op.admitted()) return EROFS;
-  if (detached_.load()) {
-    if (!peer_.peer_up_to_date()) return EIO;
-    return on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); }) == 0 ? 0 : EIO;
-  }
+  if (detached_.load()) return on_peer_only([&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); });
   auto outcome = start_on_peer(0, 0, [&](PeerChannel::Done done) { peer_.send_flush(std::move(done)); });
   int local_error = local_.flush();
   if (local_error != 0 && outcome && outcome->wait() == 0 && detach_if_peer_can_serve(local_error, "flush")) {
@@ -236,16 +233,13 @@ int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {
 
 int ReplicatedVolume::discard_piece(std::uint64_t offset, std::uint64_t length) {
   auto guard = in_flight_.lock(offset, length);
-  const auto on_peer_only = [&] {
-    if (!peer_.peer_up_to_date()) return EIO;
-    const int error =
-        on_peer_and_wait([&](PeerChannel::Done done) { peer_.send_discard(offset, length, std::move(done)); });
-    return error == 0 ? 0 : EIO;
+  const auto discard_on_peer = [&] {
+    return on_peer_only([&](PeerChannel::Done done) { peer_.send_discard(offset, length, std::move(done)); });
   };
-  if (detached_.load()) return on_peer_only();
+  if (detached_.load()) return discard_on_peer();
   if (activity_log_ != nullptr) {
     if (int error = activity_log_->begin_write(offset, length); error != 0) {
-      return detach_if_peer_can_serve(error, "activity log write") ? on_peer_only() : error;
+      return detach_if_peer_can_serve(error, "activity log write") ? discard_on_peer() : error;
     }
   }
   auto outcome = start_on_peer(offset, length, [&](PeerChannel::Done done) {

@@ -120,8 +120,9 @@ class ReplicatedVolume final : public Volume {
   void detach_secondary(int error, const char* operation);
   int write_on_peer_only(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua);
   int read_from_peer(std::uint64_t offset, std::span<std::uint8_t> dst);
-  // Waits for one peer operation started by `start`; returns its error.
-  static int on_peer_and_wait(const std::function<void(PeerChannel::Done)>& start);
+  // The local disk is detached: runs one operation started by `start` on the peer's disk alone
+  // and waits for it. EIO when the peer cannot serve or the operation failed there.
+  int on_peer_only(const std::function<void(PeerChannel::Done)>& start);
 
   Volume& local_;
   PeerChannel& peer_;
