@@ -187,6 +187,12 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_discard(const peer::FrameHeader& header, const peer::Discard& discard);
   void on_flush(const peer::FrameHeader& header);
   void on_read(const peer::FrameHeader& header, const peer::Read& read);
+  // What the secondary does with each item the primary sends: once the receive order lets an
+  // item over [offset, +length) of `epoch` start, `apply` does its disk I/O - on a worker, or
+  // right here with `may_apply_here` when nothing else waits - and `answer` replies with the
+  // result on the link's thread, if the link the item came over is still the current one.
+  void apply_in_order(std::uint64_t offset, std::uint64_t length, std::uint64_t epoch, bool may_apply_here,
+                      std::function<int()> apply, std::function<void(PeerConnection&, int)> answer);
   void on_read_data(const peer::FrameHeader& header, const peer::ReadData& data);
   void ensure_new_generation();
 

@@ -136,22 +136,18 @@ void Replicator::on_read(const peer::FrameHeader& header, const peer::Read& read
   // Ordered like a write, so that it sees every overlapping write that arrived before it
   // (protocols A and B acknowledge those before they are written).
   const std::uint64_t id = header.request_id;
-  std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(read.offset, read.length, 0, [self = shared_from_this(), read, id, link](ReceiveOrder::Ticket ticket) {
-    self->workers_.post([self, read, id, link, ticket] {
-      auto buffer = std::make_shared<util::AlignedBuffer>(read.length);
-      const int error = self->volume_->detached() ? EIO : self->data_.read(read.offset, buffer->span());
-      asio::post(self->io_, [self, read, id, link, buffer, error, ticket] {
-        self->receive_order_.complete(ticket);
-        auto connection = link.lock();
-        if (!connection || connection != self->link_) return;
+  auto buffer = std::make_shared<util::AlignedBuffer>(read.length);
+  apply_in_order(
+      read.offset, read.length, 0, false,
+      [self = shared_from_this(), read, buffer] {
+        return self->volume_->detached() ? EIO : self->data_.read(read.offset, buffer->span());
+      },
+      [read, id, buffer](PeerConnection& link, int error) {
         peer::ReadData reply{read.offset, read.length, error, {}};
         if (error == 0) reply.data = buffer->span();
-        connection->send(reply, id);
-        connection->hold_until_sent(buffer);
+        link.send(reply, id);
+        link.hold_until_sent(buffer);
       });
-    });
-  });
 }
 
 void Replicator::complete_request(std::uint64_t id, int status, std::uint32_t flags) {
@@ -230,27 +226,15 @@ void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& wr
   // Protocol B: the primary completes the write once the data arrived here; it still tracks it
   // until the second answer says it is written (or failed, which it then records for resync).
   if (settings_.protocol == Protocol::B) link_->send(peer::WriteAck{0, peer::kAckReceived}, id);
-  std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(offset, buffer->size(), write.epoch, [self = shared_from_this(), buffer, id, offset, fua,
-                                                              link](ReceiveOrder::Ticket ticket) {
-    auto apply = [self, buffer, id, offset, fua, link, ticket] {
-      const int error = self->volume_->apply_peer_write(offset, buffer->span(), fua);
-      asio::post(self->io_, [self, id, fua, link, ticket, error] {
-        self->receive_order_.complete(ticket);
-        auto connection = link.lock();
-        if (!connection || connection != self->link_) return;
-        connection->send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
+  // Alone in the queue and small, a write is applied right here on the link's thread: at low
+  // queue depth that saves two thread hand-offs per write (about 70 us on a busy 2-core
+  // machine). Otherwise the workers apply writes in parallel while this thread goes on reading.
+  apply_in_order(
+      offset, buffer->size(), write.epoch, buffer->size() <= kApplyInlineMax,
+      [self = shared_from_this(), buffer, offset, fua] { return self->volume_->apply_peer_write(offset, buffer->span(), fua); },
+      [id, fua](PeerConnection& link, int error) {
+        link.send(peer::WriteAck{error, fua && error == 0 ? peer::kAckDurable : 0u}, id);
       });
-    };
-    // Alone in the queue and small, a write is applied right here on the link's thread: at low
-    // queue depth that saves two thread hand-offs per write (about 70 us on a busy 2-core
-    // machine). Otherwise the workers apply writes in parallel while this thread goes on reading.
-    if (self->receive_order_.pending() == 1 && buffer->size() <= kApplyInlineMax) {
-      apply();
-    } else {
-      self->workers_.post(std::move(apply));
-    }
-  });
 }
 
 void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard& discard) {
@@ -260,34 +244,39 @@ void Replicator::on_discard(const peer::FrameHeader& header, const peer::Discard
     return;
   }
   const std::uint64_t id = header.request_id;
-  std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(discard.offset, discard.length, discard.epoch,
-                        [self = shared_from_this(), discard, id, link](ReceiveOrder::Ticket ticket) {
-                          self->workers_.post([self, discard, id, link, ticket] {
-                            const int error = self->volume_->apply_peer_discard(discard.offset, discard.length);
-                            asio::post(self->io_, [self, id, link, ticket, error] {
-                              self->receive_order_.complete(ticket);
-                              auto connection = link.lock();
-                              if (connection && connection == self->link_) connection->send(peer::WriteAck{error, 0}, id);
-                            });
-                          });
-                        });
+  apply_in_order(
+      discard.offset, discard.length, discard.epoch, false,
+      [self = shared_from_this(), discard] { return self->volume_->apply_peer_discard(discard.offset, discard.length); },
+      [id](PeerConnection& link, int error) { link.send(peer::WriteAck{error, 0}, id); });
 }
 
 void Replicator::on_flush(const peer::FrameHeader& header) {
   const std::uint64_t id = header.request_id;
-  std::weak_ptr<PeerConnection> link = link_;
   // A barrier over the whole volume: it waits for every write that arrived before it (protocols
   // A and B acknowledge those before they are written) and holds back those after it.
-  receive_order_.submit(0, data_.size_bytes(), 0, [self = shared_from_this(), id, link](ReceiveOrder::Ticket ticket) {
-    self->workers_.post([self, id, link, ticket] {
-      const int error = self->volume_->apply_peer_flush();
-      asio::post(self->io_, [self, id, link, ticket, error] {
+  apply_in_order(
+      0, data_.size_bytes(), 0, false, [self = shared_from_this()] { return self->volume_->apply_peer_flush(); },
+      [id](PeerConnection& link, int error) { link.send(peer::FlushAck{error}, id); });
+}
+
+void Replicator::apply_in_order(std::uint64_t offset, std::uint64_t length, std::uint64_t epoch, bool may_apply_here,
+                                std::function<int()> apply, std::function<void(PeerConnection&, int)> answer) {
+  std::weak_ptr<PeerConnection> link = link_;
+  receive_order_.submit(offset, length, epoch, [self = shared_from_this(), link, may_apply_here, apply,
+                                                answer](ReceiveOrder::Ticket ticket) {
+    auto run = [self, link, ticket, apply, answer] {
+      const int result = apply();
+      asio::post(self->io_, [self, link, ticket, answer, result] {
         self->receive_order_.complete(ticket);
         auto connection = link.lock();
-        if (connection && connection == self->link_) connection->send(peer::FlushAck{error}, id);
+        if (connection && connection == self->link_) answer(*connection, result);
       });
-    });
+    };
+    if (may_apply_here && self->receive_order_.pending() == 1) {
+      run();
+    } else {
+      self->workers_.post(std::move(run));
+    }
   });
 }
 

@@ -304,15 +304,11 @@ void Replicator::on_resync_data(const peer::FrameHeader& header, const peer::Res
   }
   auto buffer = std::make_shared<util::AlignedBuffer>(data.data.size());
   std::copy(data.data.begin(), data.data.end(), buffer->data());
-  std::weak_ptr<PeerConnection> link = link_;
-  receive_order_.submit(offset, length, epoch_.load(), [self = shared_from_this(), buffer, id, offset, length,
-                                                          link](ReceiveOrder::Ticket ticket) {
-    self->workers_.post([self, buffer, id, offset, length, link, ticket] {
-      const int error = self->volume_->apply_peer_write(offset, buffer->span(), false);
-      asio::post(self->io_, [self, id, offset, length, link, ticket, error] {
-        self->receive_order_.complete(ticket);
-        auto connection = link.lock();
-        if (!connection || connection != self->link_ || !self->resync_) return;
+  apply_in_order(
+      offset, length, epoch_.load(), false,
+      [self = shared_from_this(), buffer, offset] { return self->volume_->apply_peer_write(offset, buffer->span(), false); },
+      [self = shared_from_this(), id, offset, length](PeerConnection& link, int error) {
+        if (!self->resync_) return;
         self->resync_->outstanding.erase(id);
         if (error == 0) {
           self->metadata_.bitmap().clear_range(offset, length);
@@ -324,11 +320,9 @@ void Replicator::on_resync_data(const peer::FrameHeader& header, const peer::Res
           util::log_error("{}: writing resync data at [{}, +{}) failed: {}", self->settings_.volume_name, offset, length,
                           std::strerror(error));
         }
-        connection->send(peer::WriteAck{error, 0}, id);
+        link.send(peer::WriteAck{error, 0}, id);
         self->pump_resync();
       });
-    });
-  });
 }
 
 void Replicator::finish_sync_target() {
