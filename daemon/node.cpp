@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "replication/file_volume.h"
@@ -62,6 +64,18 @@ replication::Volume* Node::open_file(const std::string& iqn, const LunConfig& lu
   options.size_bytes = lun.size_bytes;
   options.block_size = lun.block_size;
   options.direct_io = lun.direct_io;
+  // Persistent reservations made with APTPL outlive a restart in a file beside the volume (a
+  // block device's go to the state directory: nothing may be created under /dev).
+  const std::string dev = "/dev/";
+  if (lun.path.starts_with(dev)) {
+    const std::string state_dir = "/var/lib/freevsa";
+    std::filesystem::create_directories(state_dir);
+    std::string device = lun.path.substr(dev.size());
+    std::replace(device.begin(), device.end(), '/', '_');
+    options.reservations_path = state_dir + "/" + device + ".reservations";
+  } else {
+    options.reservations_path = lun.path + ".reservations";
+  }
   std::unique_ptr<replication::FileVolume> volume;
   try {
     volume = replication::FileVolume::open(options);

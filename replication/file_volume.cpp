@@ -20,6 +20,7 @@
 #include <system_error>
 #include <utility>
 
+#include "replication/record_file.h"
 #include "util/aligned_buffer.h"
 #include "util/log.h"
 
@@ -301,8 +302,23 @@ std::unique_ptr<FileVolume> FileVolume::open(const FileVolumeOptions& options) {
     }
   }
 
+  std::vector<std::uint8_t> reservations;
+  if (!options.reservations_path.empty()) {
+    if (int error = load_record_file(options.reservations_path, reservations); error != 0)
+      fail(options.reservations_path, fmt::format("cannot read the persistent reservations: {}", error_text(error)));
+  }
   created.keep();
-  return std::unique_ptr<FileVolume>(new FileVolume(fd.release(), path, size, block_size, direct, block_device));
+  std::unique_ptr<FileVolume> volume(new FileVolume(fd.release(), path, size, block_size, direct, block_device));
+  volume->reservations_path_ = options.reservations_path;
+  volume->Volume::store_reservations(reservations);
+  return volume;
+}
+
+int FileVolume::store_reservations(std::span<const std::uint8_t> record) {
+  if (!reservations_path_.empty()) {
+    if (int error = store_record_file(reservations_path_, record); error != 0) return error;
+  }
+  return Volume::store_reservations(record);
 }
 
 FileVolume::FileVolume(int fd, std::string path, std::uint64_t size, std::uint32_t block_size, bool direct,

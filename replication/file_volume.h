@@ -20,6 +20,9 @@ struct FileVolumeOptions {
   std::uint32_t block_size = 512;
   bool create = true;             // create a sparse regular file of size_bytes if missing
   bool direct_io = true;          // try O_DIRECT first
+  // Where persistent reservations are kept (record_file.h); empty: in memory only (a replica's
+  // backing file, whose reservations live in the replication metadata).
+  std::string reservations_path;
 };
 
 class FileVolume final : public Volume {
@@ -40,6 +43,7 @@ class FileVolume final : public Volume {
   // Files: holes (SEEK_HOLE) are deallocated. Block devices: all mapped.
   int allocation(std::uint64_t offset, std::uint64_t length, std::size_t max_extents,
                  std::vector<AllocationExtent>& out) override;
+  int store_reservations(std::span<const std::uint8_t> record) override;
 
  private:
   FileVolume(int fd, std::string path, std::uint64_t size, std::uint32_t block_size, bool direct, bool block_device);
@@ -50,6 +54,7 @@ class FileVolume final : public Volume {
   std::uint32_t block_size_;
   bool direct_;
   bool block_device_;
+  std::string reservations_path_;
 };
 
 }  // namespace freevsa::replication

@@ -34,7 +34,9 @@ constexpr std::size_t kSlotsAt = 108;
 constexpr std::size_t kRingBlocksAt = 112;
 constexpr std::size_t kPlacementAt = 116;
 constexpr std::size_t kMetadataSizeAt = 120;
+constexpr std::size_t kReservationsAt = 1024;  // u32 length, then the record
 constexpr std::size_t kChecksumAt = kMetadataBlockSize - 4;
+static_assert(kReservationsAt + 4 + kMaxReservationRecordBytes <= kChecksumAt);
 
 constexpr std::uint64_t kBlock = kMetadataBlockSize;
 
@@ -136,6 +138,9 @@ void encode_superblock(const Superblock& sb, std::span<std::uint8_t, kMetadataBl
   util::put_be32(p + kRingBlocksAt, sb.activity_log.ring_blocks);
   util::put_be32(p + kPlacementAt, static_cast<std::uint32_t>(sb.placement));
   util::put_be64(p + kMetadataSizeAt, sb.metadata_size);
+  const std::size_t reservations = std::min(sb.reservations.size(), kMaxReservationRecordBytes);
+  util::put_be32(p + kReservationsAt, static_cast<std::uint32_t>(reservations));
+  std::memcpy(p + kReservationsAt + 4, sb.reservations.data(), reservations);
   util::put_be32(p + kChecksumAt, util::crc32c({p, kChecksumAt}));
 }
 
@@ -175,13 +180,16 @@ SuperblockDefect decode_superblock(std::span<const std::uint8_t, kMetadataBlockS
   sb.activity_log.ring_blocks = util::get_be32(p + kRingBlocksAt);
   const std::uint32_t placement = util::get_be32(p + kPlacementAt);
   sb.metadata_size = util::get_be64(p + kMetadataSizeAt);
+  const std::uint32_t reservations = util::get_be32(p + kReservationsAt);
 
   const bool sane = (sb.block_size == 512 || sb.block_size == 4096) && sb.bitmap_granularity == kBitmapGranularity &&
                     sb.data_size != 0 && sb.data_size % sb.block_size == 0 &&
                     disk_state <= static_cast<std::uint32_t>(DiskState::UpToDate) &&
                     (sb.flags & ~metadata_flag::kKnown) == 0 && placement <= 1 && valid_activity_log_geometry(sb.activity_log) &&
-                    sb.metadata_size == metadata_layout(sb.data_size, sb.activity_log).size;
+                    sb.metadata_size == metadata_layout(sb.data_size, sb.activity_log).size &&
+                    reservations <= kMaxReservationRecordBytes;
   if (!sane) return SuperblockDefect::BadFields;
+  sb.reservations.assign(p + kReservationsAt + 4, p + kReservationsAt + 4 + reservations);
   sb.disk_state = static_cast<DiskState>(disk_state);
   sb.placement = static_cast<MetadataPlacement>(placement);
   out = sb;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "replication/generation.h"
 #include "replication/metadata_device.h"
@@ -79,6 +80,10 @@ struct InternalSplit {
 };
 InternalSplit internal_metadata_split(std::uint64_t device_size, const ActivityLogGeometry& al = {});
 
+// The SCSI layer's persistent reservation record (opaque here) travels in the superblock, so
+// that it is written as crash-safely as the rest; this is the most it may take.
+constexpr std::size_t kMaxReservationRecordBytes = 2048;
+
 struct Superblock {
   std::uint64_t sequence = 0;  // set by SuperblockSlots::store
   Uuid volume_uuid{};
@@ -92,6 +97,7 @@ struct Superblock {
   ActivityLogGeometry activity_log;
   MetadataPlacement placement = MetadataPlacement::Internal;
   std::uint64_t metadata_size = 0;  // == metadata_layout(data_size, activity_log).size
+  std::vector<std::uint8_t> reservations;  // at most kMaxReservationRecordBytes
 
   bool has(std::uint32_t flag) const { return (flags & flag) != 0; }
   void set(std::uint32_t flag, bool on) { flags = on ? (flags | flag) : (flags & ~flag); }

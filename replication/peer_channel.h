@@ -33,6 +33,9 @@ class PeerChannel {
   virtual void send_discard(std::uint64_t offset, std::uint64_t length, Done done) = 0;
   // Reads from the peer's disk (the local one failed). `dst` stays valid until `done` ran.
   virtual void send_read(std::uint64_t /*offset*/, std::span<std::uint8_t> /*dst*/, Done done) { done(ENOTCONN); }
+  // Sends the volume's persistent reservation record; `done` runs with 0 once the peer stored
+  // it. `record` stays valid until `done` ran.
+  virtual void send_reservations(std::span<const std::uint8_t> /*record*/, Done done) { done(ENOTCONN); }
   // A write completed to the initiator before the peer confirmed it (protocols A and B): writes
   // sent from now on must not be applied on the peer before the ones sent so far.
   virtual void write_completed() {}

@@ -39,6 +39,8 @@ constexpr TypeInfo kTypes[] = {
     {MessageType::ChecksumRequest, "ChecksumRequest", 16, 0},
     {MessageType::ChecksumReply, "ChecksumReply", 56, 0},
     {MessageType::VerifyDone, "VerifyDone", 24, 0},
+    {MessageType::Reservations, "Reservations", 0, kMaxReservationsLength},
+    {MessageType::ReservationsAck, "ReservationsAck", 8, 0},
 };
 static_assert(OutgoingFrame::kMaxHeadSize >= kFrameHeaderSize + kHelloSize);
 static_assert(OutgoingFrame::kMaxHeadSize >= kFrameHeaderSize + 40 + kMaxReasonLength);

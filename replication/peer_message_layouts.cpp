@@ -196,6 +196,18 @@ void read_body(Reader& r, Disconnect& m) {
   m.reason = r.rest_as_text();
 }
 
+Tail write_body(Writer&, const Reservations& m) { return m.record; }
+void read_body(Reader& r, Reservations& m) { m.record = r.rest(); }
+Tail write_body(Writer& w, const ReservationsAck& m) {
+  w.i32(m.status);
+  w.reserved(4);
+  return {};
+}
+void read_body(Reader& r, ReservationsAck& m) {
+  m.status = r.i32();
+  r.reserved(4);
+}
+
 Tail write_body(Writer&, const SharedSettings& m) { return m.text; }
 void read_body(Reader& r, SharedSettings& m) { m.text = r.rest(); }
 
@@ -360,6 +372,8 @@ Result<Message> read_payload(MessageType type, std::span<const std::uint8_t> pay
     case MessageType::ChecksumRequest: return read_message<ChecksumRequest>(payload);
     case MessageType::ChecksumReply: return read_message<ChecksumReply>(payload);
     case MessageType::VerifyDone: return read_message<VerifyDone>(payload);
+    case MessageType::Reservations: return read_message<Reservations>(payload);
+    case MessageType::ReservationsAck: return read_message<ReservationsAck>(payload);
   }
   return {ProtocolError::UnknownType, {}};
 }

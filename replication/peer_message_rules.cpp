@@ -110,6 +110,10 @@ ProtocolError validate(const ReadData& m) {
                       require(valid_status(m.status), ProtocolError::OutOfRange),
                       require(m.data.size() == (m.status == 0 ? m.length : 0), ProtocolError::BadLength)});
 }
+ProtocolError validate(const Reservations& m) {
+  return require(m.record.size() <= kMaxReservationsLength, ProtocolError::BadLength);
+}
+ProtocolError validate(const ReservationsAck& m) { return require(valid_status(m.status), ProtocolError::OutOfRange); }
 ProtocolError validate(const Ping&) { return ProtocolError::None; }
 ProtocolError validate(const PingAck&) { return ProtocolError::None; }
 ProtocolError validate(const StateChange& m) {

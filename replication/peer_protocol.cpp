@@ -42,6 +42,7 @@ bool operator==(const BitmapChunk& a, const BitmapChunk& b) {
   return a.bit_offset == b.bit_offset && a.bit_count == b.bit_count && a.encoding == b.encoding &&
          a.flags == b.flags && std::ranges::equal(a.body, b.body);
 }
+bool operator==(const Reservations& a, const Reservations& b) { return std::ranges::equal(a.record, b.record); }
 bool operator==(const ReadData& a, const ReadData& b) {
   return a.offset == b.offset && a.length == b.length && a.status == b.status && std::ranges::equal(a.data, b.data);
 }
@@ -60,6 +61,7 @@ MessageType type_of(const Message& message) {
       MessageType::PingAck,       MessageType::StateChange,     MessageType::Disconnect,
       MessageType::BitmapChunk,   MessageType::ResyncRequest,   MessageType::ResyncData,
       MessageType::ChecksumRequest, MessageType::ChecksumReply, MessageType::VerifyDone,
+      MessageType::Reservations,  MessageType::ReservationsAck,
   };
   static_assert(std::size(kByIndex) + 1 == std::variant_size_v<Message>);
   if (const auto* ignored = std::get_if<Ignored>(&message)) return static_cast<MessageType>(ignored->type);

@@ -73,6 +73,9 @@ enum class MessageType : std::uint8_t {
   PingAck = 0x21,
   StateChange = 0x22,
   Disconnect = 0x23,
+  // SCSI state that follows the volume
+  Reservations = 0x40,
+  ReservationsAck = 0x41,
   // resync and verify
   BitmapChunk = 0x30,
   ResyncRequest = 0x31,
@@ -319,6 +322,18 @@ struct VerifyDone {
   std::int32_t status = 0;  // 0 finished, errno aborted
   bool operator==(const VerifyDone&) const = default;
 };
+// The primary's persistent reservations (an opaque record of the SCSI layer, 0..
+// kMaxReservationRecordBytes bytes; borrowed like Write data): sent on every change and when
+// the link comes up. Answered by ReservationsAck (same request id) once stored.
+constexpr std::uint32_t kMaxReservationsLength = 2048;
+struct Reservations {
+  std::span<const std::uint8_t> record;
+};
+bool operator==(const Reservations& a, const Reservations& b);
+struct ReservationsAck {
+  std::int32_t status = 0;  // errno: the secondary could not store it
+  bool operator==(const ReservationsAck&) const = default;
+};
 // A frame of a type this build does not know, sent with kFlagIgnorable: skip it.
 struct Ignored {
   std::uint8_t type = 0;
@@ -328,7 +343,7 @@ struct Ignored {
 using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, SharedSettings, Write, WriteAck, Discard,
                              Flush, FlushAck, Barrier, BarrierAck, Read, ReadData, Ping, PingAck, StateChange, Disconnect,
                              BitmapChunk, ResyncRequest, ResyncData, ChecksumRequest, ChecksumReply,
-                             VerifyDone, Ignored>;
+                             VerifyDone, Reservations, ReservationsAck, Ignored>;
 MessageType type_of(const Message& message);  // Ignored: its raw type cast
 
 // ---- frames

@@ -1,8 +1,12 @@
 #include "replication/replicated_volume.h"
 
+#include "util/log.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -202,6 +206,27 @@ void ReplicatedVolume::release_activity_log(const std::shared_ptr<PeerOutcome>& 
     return;
   }
   activity_log_->end_write(offset, length);
+}
+
+int ReplicatedVolume::store_reservations(std::span<const std::uint8_t> record) {
+  if (persist_reservations_) {
+    if (int error = persist_reservations_(record); error != 0) return error;
+  }
+  Volume::store_reservations(record);
+  if (!peer_.connected()) return 0;
+  std::promise<int> stored;
+  auto result = stored.get_future();
+  peer_.send_reservations(record, [&stored](int error) { stored.set_value(error); });
+  if (int error = result.get(); error != 0) {
+    // The link is dropped over it (Replicator), and the next one starts with the record.
+    util::log_warn("{}: the peer did not store the persistent reservations: {}", name(), std::strerror(error));
+  }
+  return 0;
+}
+
+void ReplicatedVolume::adopt_peer_reservations(std::span<const std::uint8_t> record) {
+  Volume::store_reservations(record);
+  reservations_received_.fetch_add(1);
 }
 
 int ReplicatedVolume::flush() {

@@ -62,6 +62,18 @@ class ReplicatedVolume final : public Volume {
     return local_.allocation(offset, length, max_extents, out);
   }
   Access access() const override;
+
+  // Persistent reservations: stored in this replica's metadata by `persist` (set before I/O
+  // starts), then on the peer while it is connected; a peer that is away gets the record when
+  // the link comes up again.
+  using ReservationPersister = std::function<int(std::span<const std::uint8_t>)>;
+  void set_reservation_persister(ReservationPersister persist) { persist_reservations_ = std::move(persist); }
+  int store_reservations(std::span<const std::uint8_t> record) override;
+  std::uint64_t reservations_received() const override { return reservations_received_.load(); }
+  // The record this replica had stored when it started (no peer involved).
+  void load_stored_reservations(std::span<const std::uint8_t> record) { Volume::store_reservations(record); }
+  // The primary sent its record and it is stored here: the SCSI layer adopts it.
+  void adopt_peer_reservations(std::span<const std::uint8_t> record);
   // This node's group and the peer's: the peer's is active when it is known to be primary.
   std::vector<PortGroup> port_groups() const override;
   void set_port_groups(std::uint16_t own, std::uint16_t peer) {
@@ -134,6 +146,8 @@ class ReplicatedVolume final : public Volume {
   std::uint16_t own_group_ = 1;
   std::uint16_t peer_group_ = 2;
   std::atomic<bool> peer_primary_{false};
+  ReservationPersister persist_reservations_;
+  std::atomic<std::uint64_t> reservations_received_{0};
   // Writes, discards and flushes under way as primary (see drain()).
   class PrimaryOp;
   std::mutex ops_mutex_;

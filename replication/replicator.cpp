@@ -39,6 +39,10 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
   volume_->set_detach_handler([this](int error, const char* operation) {
     asio::post(io_, [this, error, operation = std::string(operation)] { on_local_disk_failed(error, operation); });
   });
+  volume_->load_stored_reservations(metadata_.superblock().reservations);
+  volume_->set_reservation_persister([this](std::span<const std::uint8_t> record) {
+    return update_metadata([record](Superblock& sb) { sb.reservations.assign(record.begin(), record.end()); });
+  });
 }
 
 Replicator::~Replicator() = default;
@@ -271,6 +275,10 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_checksum_reply(header, m);
         } else if constexpr (std::is_same_v<T, peer::VerifyDone>) {
           on_verify_done(m);
+        } else if constexpr (std::is_same_v<T, peer::Reservations>) {
+          on_reservations(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ReservationsAck>) {
+          on_reservations_ack(header, m);
         }
         // Barrier/BarrierAck: ordering travels in the Write epochs instead; nothing to do.
       },
@@ -444,6 +452,7 @@ void Replicator::after_authentication() {
   // one of the two bitmaps.
   replicating_.store(peer_disk_ != peer::DiskState::Diskless);
   send_bitmap();
+  if (volume_->role() == Role::Primary) push_reservations();
 }
 
 void Replicator::on_shared_settings(const peer::SharedSettings& settings) {
@@ -574,6 +583,7 @@ void Replicator::become_primary() {
   });
   volume_->set_role(Role::Primary);
   resume_primary_ = false;
+  if (phase_ == Phase::Up) push_reservations();
 }
 
 void Replicator::maybe_resume_primary() {

@@ -111,6 +111,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void send_flush(Done done) override;
   void send_discard(std::uint64_t offset, std::uint64_t length, Done done) override;
   void write_completed() override { epoch_.fetch_add(1); }
+  void send_reservations(std::span<const std::uint8_t> record, Done done) override;
 
   // OutOfSyncRecorder (worker threads): the bitmap, after a new generation is on disk.
   void mark_out_of_sync(std::uint64_t offset, std::uint64_t length) override;
@@ -194,6 +195,11 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void apply_in_order(std::uint64_t offset, std::uint64_t length, std::uint64_t epoch, bool may_apply_here,
                       std::function<int()> apply, std::function<void(PeerConnection&, int)> answer);
   void on_read_data(const peer::FrameHeader& header, const peer::ReadData& data);
+  // Persistent reservations: the primary sends its record when the link comes up, when it
+  // becomes primary and on every change; the secondary stores and adopts it.
+  void push_reservations();
+  void on_reservations(const peer::FrameHeader& header, const peer::Reservations& reservations);
+  void on_reservations_ack(const peer::FrameHeader& header, const peer::ReservationsAck& ack);
   void ensure_new_generation();
 
   // --- resync and verify (replicator_sync.cpp)

@@ -209,6 +209,38 @@ void Replicator::ensure_new_generation() {
   util::log_info("{}: writing without {}; new generation {:016x}", settings_.volume_name, settings_.peer_name, next);
 }
 
+// ---- persistent reservations
+
+static_assert(kMaxReservationRecordBytes <= peer::kMaxReservationsLength);
+
+void Replicator::send_reservations(std::span<const std::uint8_t> record, Done done) {
+  auto copy = std::make_shared<std::vector<std::uint8_t>>(record.begin(), record.end());
+  asio::post(io_, [self = shared_from_this(), copy, done = std::move(done)]() mutable {
+    self->send_request(peer::Reservations{*copy}, std::move(done), copy);
+  });
+}
+
+void Replicator::push_reservations() {
+  send_reservations(volume_->stored_reservations(), [](int) {});
+}
+
+void Replicator::on_reservations(const peer::FrameHeader& header, const peer::Reservations& reservations) {
+  const int error = update_metadata(
+      [&reservations](Superblock& sb) { sb.reservations.assign(reservations.record.begin(), reservations.record.end()); });
+  if (error == 0) volume_->adopt_peer_reservations(reservations.record);
+  link_->send(peer::ReservationsAck{error}, header.request_id);
+}
+
+void Replicator::on_reservations_ack(const peer::FrameHeader& header, const peer::ReservationsAck& ack) {
+  complete_request(header.request_id, ack.status);
+  // Dropping the link makes the next one start with the record again.
+  if (ack.status != 0) {
+    drop_link(fmt::format("{} could not store the persistent reservations: {}", settings_.peer_name,
+                          std::strerror(ack.status)),
+              peer::DisconnectCode::Unspecified);
+  }
+}
+
 // ---- secondary: applying
 
 void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& write) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,10 +64,33 @@ class Volume {
     return 0;
   }
 
+  // Persistent reservations (SPC-4 5.13) are kept with the volume, as an opaque record from the
+  // SCSI layer: where they survive a restart and, on a replicated volume, on the peer as well,
+  // so that the node taking over serves the same registrations. store_reservations returns 0
+  // once the record is stored (and on the peer, when one is connected), otherwise an errno.
+  // The default keeps the record in memory only.
+  virtual int store_reservations(std::span<const std::uint8_t> record) {
+    std::lock_guard lock(reservations_mutex_);
+    reservations_.assign(record.begin(), record.end());
+    return 0;
+  }
+  // The record last stored here or received from a peer.
+  virtual std::vector<std::uint8_t> stored_reservations() const {
+    std::lock_guard lock(reservations_mutex_);
+    return reservations_;
+  }
+  // Counts the records that came from a peer (not through store_reservations): when it moves,
+  // the SCSI layer adopts stored_reservations(). Cheap and thread-safe: read for every command.
+  virtual std::uint64_t reservations_received() const { return 0; }
+
   // Cheap and thread-safe: called for every command.
   virtual Access access() const { return Access::Active; }
   // The port groups the volume is reachable through, this node's first. Thread-safe.
   virtual std::vector<PortGroup> port_groups() const { return {PortGroup{1, access()}}; }
+
+ private:
+  mutable std::mutex reservations_mutex_;
+  std::vector<std::uint8_t> reservations_;
 };
 
 }  // namespace freevsa::replication

@@ -47,6 +47,7 @@ std::uint32_t allocation_length(const std::uint8_t* cdb) {
     case 0x12:  // INQUIRY
       return util::get_be16(cdb + 3);
     case 0x5A:  // MODE SENSE(10)
+    case 0x5E:  // PERSISTENT RESERVE IN
       return util::get_be16(cdb + 7);
     case 0x9E:  // SERVICE ACTION IN(16)
       return util::get_be32(cdb + 10);

@@ -26,6 +26,11 @@ inline constexpr std::uint32_t kWithoutLogicalUnit = 1u << 3;  // answered for a
 inline constexpr std::uint32_t kServiceAction = 1u << 4;   // opcode multiplexes service actions (cdb[1] & 1Fh)
 // Served while the volume is not active on this node (SPC-4 5.15.2.4.4, standby state).
 inline constexpr std::uint32_t kAllowedInStandby = 1u << 5;
+// Reservations (SPC-4 5.13.1, SBC-3 4.17): a command without one of these conflicts with every
+// reservation its I_T nexus does not share.
+inline constexpr std::uint32_t kReservationExempt = 1u << 6;    // never conflicts
+inline constexpr std::uint32_t kReservationRead = 1u << 7;      // conflicts only with exclusive access
+inline constexpr std::uint32_t kReservationOwnRules = 1u << 8;  // the handler applies the rules
 
 struct CommandInfo {
   std::uint8_t opcode;

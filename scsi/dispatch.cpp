@@ -4,6 +4,7 @@
 #include <new>
 
 #include "scsi/handlers.h"
+#include "scsi/reservation_table.h"
 
 namespace freevsa::scsi {
 namespace {
@@ -56,6 +57,11 @@ Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const
   const std::uint8_t control_offset = static_cast<std::uint8_t>(info.cdb_length - 1);
   if (cdb[control_offset] & 0x04) return Sense::invalid_field_in_cdb(control_offset, 2);
 
+  if (unit != nullptr && (info.flags & (kReservationExempt | kReservationOwnRules)) == 0) {
+    const MediumUse use = (info.flags & kReservationRead) ? MediumUse::Read : MediumUse::Write;
+    if (unit->reservations().conflicts(task.initiator_port, use)) return Result::reservation_conflict();
+  }
+
   CommandContext ctx{task, info, unit, state, luns};
   return info.handler(ctx);
 }
@@ -74,7 +80,10 @@ void dispatch(Task& task, LogicalUnit* unit, LogicalUnitState* state, const LunL
     // The only exception the path can see (AlignedBuffer); the initiator may retry.
     result = Sense::insufficient_resources();
   }
-  if (!result.ok()) {
+  if (result.is_reservation_conflict()) {
+    task.status = Status::ReservationConflict;
+    task.data_in_length = 0;
+  } else if (!result.ok()) {
     task.status = Status::CheckCondition;
     task.sense = build_fixed_sense(result.sense());
     task.data_in_length = 0;

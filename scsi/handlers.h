@@ -96,6 +96,11 @@ Result handle_unmap(CommandContext& ctx);
 Result handle_get_lba_status(CommandContext& ctx);
 // compare_and_write.cpp
 Result handle_compare_and_write(CommandContext& ctx);
+// reservation_commands.cpp
+Result handle_persistent_reserve_in(CommandContext& ctx);
+Result handle_persistent_reserve_out(CommandContext& ctx);
+Result handle_reserve(CommandContext& ctx);
+Result handle_release(CommandContext& ctx);
 // alua_commands.cpp
 Result handle_report_target_port_groups(CommandContext& ctx);
 // The ASYMMETRIC ACCESS STATE code of a volume access state.

@@ -1,12 +1,16 @@
 #include "scsi/logical_unit.h"
 
 #include "scsi/handlers.h"
+#include "scsi/reservation_table.h"
 #include "scsi/unit_state.h"
 
 namespace freevsa::scsi {
 
 LogicalUnit::LogicalUnit(replication::Volume& volume, LunIdentity identity)
-    : volume_(volume), identity_(std::move(identity)), state_(std::make_unique<LogicalUnitState>()) {}
+    : volume_(volume),
+      identity_(std::move(identity)),
+      state_(std::make_unique<LogicalUnitState>()),
+      reservations_(std::make_unique<ReservationTable>(volume)) {}
 
 LogicalUnit::~LogicalUnit() = default;
 
@@ -16,10 +20,13 @@ void LogicalUnit::run(Task& task, const LunList* luns) { dispatch(task, this, st
 
 void LogicalUnit::reset(const std::string& requesting_port, std::uint8_t ascq) {
   state_->reset(requesting_port, ascq);
+  reservations_->reset();
 }
 
 void LogicalUnit::nexus_created(const std::string& initiator_port) {
   state_->nexus_created(initiator_port);
 }
+
+void LogicalUnit::nexus_lost(const std::string& initiator_port) { reservations_->nexus_lost(initiator_port); }
 
 }  // namespace freevsa::scsi

@@ -30,6 +30,7 @@ struct LunIdentity {
 
 class LogicalUnitState;  // unit attentions, mode page settings; defined in the .cpp files
 class LunMap;
+class ReservationTable;  // scsi/reservation_table.h
 
 class LogicalUnit {
  public:
@@ -43,6 +44,7 @@ class LogicalUnit {
   // See LunMap for the meaning of these.
   void reset(const std::string& requesting_port, std::uint8_t ascq);
   void nexus_created(const std::string& initiator_port);
+  void nexus_lost(const std::string& initiator_port);
 
   replication::Volume& volume() { return volume_; }
   // Every command that changes blocks holds their range here while it does: COMPARE AND WRITE
@@ -51,6 +53,7 @@ class LogicalUnit {
     return block_lock_.lock(offset, length);
   }
   const LunIdentity& identity() const { return identity_; }
+  ReservationTable& reservations() { return *reservations_; }
 
  private:
   friend class LunMap;
@@ -60,6 +63,7 @@ class LogicalUnit {
   replication::Volume& volume_;
   LunIdentity identity_;
   std::unique_ptr<LogicalUnitState> state_;
+  std::unique_ptr<ReservationTable> reservations_;
   replication::IntervalLock block_lock_;
 };
 

@@ -37,4 +37,8 @@ void LunMap::nexus_created(const std::string& initiator_port) const {
   for (const auto& [lun, unit] : units_) unit->nexus_created(initiator_port);
 }
 
+void LunMap::nexus_lost(const std::string& initiator_port) const {
+  for (const auto& [lun, unit] : units_) unit->nexus_lost(initiator_port);
+}
+
 }  // namespace freevsa::scsi

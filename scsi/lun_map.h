@@ -32,6 +32,8 @@ class LunMap {
   // A new I_T nexus logged in: it gets the POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
   // unit attention on its first command, as after power-on.
   void nexus_created(const std::string& initiator_port) const;
+  // The I_T nexus ended (logout, connection loss): its RESERVE reservations end with it.
+  void nexus_lost(const std::string& initiator_port) const;
 
  private:
   std::map<std::uint64_t, std::shared_ptr<LogicalUnit>> units_;

@@ -81,6 +81,11 @@ struct Sense {
   static Sense space_allocation_failed() { return make(sense_key::kDataProtect, 0x27, 0x07); }
   static Sense internal_target_failure() { return make(sense_key::kHardwareError, 0x44, 0x00); }
   static Sense insufficient_resources() { return make(sense_key::kAbortedCommand, 0x55, 0x03); }
+  static Sense insufficient_registration_resources() { return make(sense_key::kIllegalRequest, 0x55, 0x04); }
+  // 05/26/04: RELEASE of a persistent reservation with another type or scope (SPC-4 5.13.11.2).
+  static Sense invalid_release_of_persistent_reservation() {
+    return make(sense_key::kIllegalRequest, 0x26, 0x04);
+  }
   // 0E/1D/00 with INFORMATION = byte offset of the first mismatch in the Data-Out buffer.
   static Sense miscompare(std::uint32_t offset) {
     Sense s = make(sense_key::kMiscompare, 0x1D, 0x00);
@@ -101,11 +106,20 @@ class [[nodiscard]] Result {
  public:
   Result() = default;  // GOOD
   Result(const Sense& sense) : sense_(sense) {}  // NOLINT(google-explicit-constructor)
-  bool ok() const { return !sense_.has_value(); }
+  // RESERVATION CONFLICT status: no sense data (SAM-5 5.3.1).
+  static Result reservation_conflict() {
+    Result r;
+    r.conflict_ = true;
+    return r;
+  }
+  bool ok() const { return !sense_.has_value() && !conflict_; }
+  bool is_reservation_conflict() const { return conflict_; }
+  // REQUIRES: !ok() && !is_reservation_conflict()
   const Sense& sense() const { return *sense_; }
 
  private:
   std::optional<Sense> sense_;
+  bool conflict_ = false;
 };
 
 inline Result good() { return {}; }

@@ -40,6 +40,11 @@ void LogicalUnitState::raise_except(const std::string& except, std::uint8_t asc,
   }
 }
 
+void LogicalUnitState::raise_for(const std::string& port, std::uint8_t asc, std::uint8_t ascq) {
+  std::lock_guard lock(mutex_);
+  push_locked(unit_attentions_[port], Sense::unit_attention(asc, ascq));
+}
+
 void LogicalUnitState::reset(const std::string& requesting_port, std::uint8_t ascq) {
   std::lock_guard lock(mutex_);
   mode_ = ModeSettings{};

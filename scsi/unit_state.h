@@ -34,6 +34,8 @@ class LogicalUnitState {
   // Raises asc/ascq for every known port except `except`. A reset-class UA (29h) replaces any
   // other pending 29h UA of that port; others queue behind it (duplicates dropped).
   void raise_except(const std::string& except, std::uint8_t asc, std::uint8_t ascq);
+  // Raises asc/ascq for one port.
+  void raise_for(const std::string& port, std::uint8_t asc, std::uint8_t ascq);
   // Logical unit reset: mode parameters return to their defaults (nothing is saved), and
   // 29h/ascq goes to every port, the requesting one included.
   void reset(const std::string& requesting_port, std::uint8_t ascq);

@@ -354,8 +354,9 @@ void Connection::close_now(const std::string& reason) {
   tmfs_.clear();
   // out_queue_ stays: a cancelled write may still name its buffers until its handler ran.
   if (registered_) {
-    server_.sessions.unregister_session(session_key_, tsih_);
+    const bool nexus_ended = server_.sessions.unregister_session(session_key_, tsih_);
     registered_ = false;
+    if (nexus_ended && login_.target != nullptr) login_.target->luns->nexus_lost(initiator_port_);
   }
   std::lock_guard lock(server_.connections_mutex);
   server_.connections.erase(weak_from_this());

@@ -30,13 +30,15 @@ std::shared_ptr<Connection> SessionTable::register_session(const std::string& ke
   return replaced;
 }
 
-void SessionTable::unregister_session(const std::string& key, std::uint16_t tsih) {
+bool SessionTable::unregister_session(const std::string& key, std::uint16_t tsih) {
   std::lock_guard lock(mutex_);
   auto it = by_key_.find(key);
   // A reinstated session's replacement may already own the key: only remove our own entry.
-  if (it != by_key_.end() && it->second.tsih == tsih) by_key_.erase(it);
+  const bool own = it != by_key_.end() && it->second.tsih == tsih;
+  if (own) by_key_.erase(it);
   auto t = by_tsih_.find(tsih);
   if (t != by_tsih_.end() && (t->second == key || t->second.empty())) by_tsih_.erase(t);
+  return own;
 }
 
 std::size_t SessionTable::size() const {

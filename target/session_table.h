@@ -23,7 +23,9 @@ class SessionTable {
   // connection of a session it replaces (to be closed), or null.
   std::shared_ptr<Connection> register_session(const std::string& key, std::uint16_t tsih,
                                                std::weak_ptr<Connection> connection);
-  void unregister_session(const std::string& key, std::uint16_t tsih);
+  // Returns false when a reinstating session had already taken the key over (its I_T nexus
+  // lives on).
+  bool unregister_session(const std::string& key, std::uint16_t tsih);
   std::size_t size() const;
 
  private:

@@ -11,6 +11,8 @@
 #include "replication/file_volume.h"
 #include "replication/memory_volume.h"
 #include "replication/metadata.h"
+#include "util/crc32c.h"
+#include "util/endian.h"
 #include "replication/metadata_device.h"
 #include "replication/metadata_store.h"
 
@@ -105,6 +107,21 @@ TEST(Superblock, RoundTripsEveryField) {
   Superblock decoded;
   ASSERT_EQ(decode_superblock(block_of(bytes), decoded), SuperblockDefect::None);
   EXPECT_EQ(decoded, sb);
+}
+
+TEST(Superblock, CarriesThePersistentReservationRecord) {
+  Superblock sb = sample_superblock();
+  sb.reservations.assign(kMaxReservationRecordBytes, 0);
+  for (std::size_t i = 0; i < sb.reservations.size(); ++i) sb.reservations[i] = static_cast<std::uint8_t>(i * 13 + 1);
+  std::vector<std::uint8_t> bytes(kMetadataBlockSize);
+  encode_superblock(sb, block_of(bytes));
+  Superblock decoded;
+  ASSERT_EQ(decode_superblock(block_of(bytes), decoded), SuperblockDefect::None);
+  EXPECT_EQ(decoded.reservations, sb.reservations);
+  // A length beyond the field cannot come from us: the superblock is rejected.
+  bytes[1024] = 0x7F;
+  util::put_be32(&bytes[kMetadataBlockSize - 4], util::crc32c({bytes.data(), kMetadataBlockSize - 4}));
+  EXPECT_EQ(decode_superblock(block_of(bytes), decoded), SuperblockDefect::BadFields);
 }
 
 TEST(Superblock, AnyFlippedBitFailsTheChecksum) {

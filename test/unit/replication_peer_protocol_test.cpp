@@ -149,6 +149,14 @@ TEST(PeerProtocol, ReadDataCarriesDataExactlyWhenItSucceeded) {
   EXPECT_EQ(encode(Read{0, 100}, 1).error, ProtocolError::Misaligned);
   EXPECT_EQ(encode(Read{0, kMaxDataLength + 512}, 1).error, ProtocolError::BadLength);
 }
+TEST(PeerProtocol, ReservationsRoundTrip) {
+  const Bytes record(300, 0x5c);
+  expect_round_trip(Reservations{record});
+  expect_round_trip(Reservations{});
+  expect_round_trip(ReservationsAck{5});
+  const Bytes too_long(kMaxReservationsLength + 1, 0);
+  EXPECT_NE(encode(Reservations{too_long}, 1).error, ProtocolError::None);
+}
 TEST(PeerProtocol, PingRoundTrips) { expect_round_trip(Ping{0xfedcba9876543210ull}); }
 TEST(PeerProtocol, PingAckRoundTrips) { expect_round_trip(PingAck{123456789}); }
 TEST(PeerProtocol, StateChangeRoundTrips) {

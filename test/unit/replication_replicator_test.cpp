@@ -520,6 +520,35 @@ TEST(Replicator, WriteWhileThePeerIsAwayStillSucceedsLocally) {
   EXPECT_TRUE(contents(two.data(), 64 * KiB, bytes.size()) != bytes);
 }
 
+// ---- persistent reservations
+
+TEST(Replicator, ReservationRecordIsOnThePeerWhenTheStoreReturns) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  const std::uint64_t received = two.volume().reservations_received();
+  const std::vector<std::uint8_t> record = pattern(300, 9);
+  ASSERT_EQ(one.volume().store_reservations(record), 0);
+  EXPECT_EQ(two.volume().stored_reservations(), record);
+  EXPECT_GT(two.volume().reservations_received(), received) << "the secondary's SCSI layer would not adopt it";
+}
+
+TEST(Replicator, APeerThatWasAwayGetsTheReservationRecordWhenItReturns) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  two.stop();
+  ASSERT_TRUE(eventually([&] { return one.peer_status().connection == ConnectionState::Connecting; }));
+  const std::vector<std::uint8_t> record = pattern(120, 4);
+  ASSERT_EQ(one.volume().store_reservations(record), 0);
+  two.start(one);
+  ASSERT_TRUE(eventually([&] { return settled(one, two) && two.volume().stored_reservations() == record; }))
+      << describe(one, two);
+  // Kept in the secondary's metadata: it is there after its restart, before it meets the peer.
+  two.stop();
+  one.stop();
+  two.start(one);
+  EXPECT_EQ(two.volume().stored_reservations(), record);
+}
+
 // ---- online verify
 
 TEST(Replicator, OnlineVerifyFindsACorruptBlockAndTheResyncRepairsIt) {
