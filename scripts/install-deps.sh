@@ -32,6 +32,7 @@ PACKAGES=(
 
   # --- Integration tests: initiators and tools ----------------------------
   libiscsi-bin          # iscsi-test-cu (conformance), iscsi-ls, iscsi-inq
+  libiscsi-dev          # libiscsi headers: test/tools/esxi_replay (ESXi command replay)
   qemu-utils            # qemu-img (with iscsi:// URLs via qemu-block-extra)
   qemu-block-extra      # qemu's libiscsi block driver
   fio                   # I/O load and data verification
