@@ -38,9 +38,9 @@ bool valid_pr_type(std::uint8_t type);
 // "All registrants" types have every registered I_T nexus as a holder (SPC-4 5.13.10).
 bool all_registrants(PrType type);
 
-// How a command uses the medium, for the reservation conflict rules (SPC-4 table 67,
-// SBC-3 table 13): reads conflict only with exclusive-access reservations; everything else that
-// is not exempt conflicts with every reservation the nexus does not share.
+// How a command uses the logical unit, for the reservation conflict rules (SPC-4 5.13.1,
+// SBC-3 4.17): reads (and MODE SENSE) conflict only with exclusive-access reservations;
+// everything else that is not exempt conflicts with every reservation the nexus does not share.
 enum class MediumUse : std::uint8_t { Read, Write };
 
 struct Registration {

@@ -17,10 +17,12 @@
 #    SYNCHRONIZE CACHE; a second session and a restarted target report the same NAA, and the
 #    heartbeat goes on from the last image after the restart;
 #  - PERSISTENT RESERVE IN/OUT (READ KEYS, REPORT CAPABILITIES, REGISTER, RESERVE type 5,
-#    RELEASE, unregister), EXTENDED COPY (LID1, E4h CSCDs with the LUN's NAA) with RECEIVE
-#    COPY RESULTS and VPD 8Fh, and SCSI-2 RESERVE(6)/RELEASE(6): run only if REPORT SUPPORTED
-#    OPERATION CODES lists them, otherwise a SKIP line says they were left out. (To make them
-#    a gate, drop the probe and the --skip-* flags.)
+#    RELEASE, unregister) and SCSI-2 RESERVE(6)/RELEASE(6); a registration with ALL_TG_PT and
+#    APTPL and a Write Exclusive - Registrants Only reservation are left for the restart and
+#    the takeover, which must show them, let the registrant write and refuse another host's
+#    write with RESERVATION CONFLICT;
+#  - EXTENDED COPY (LID1, E4h CSCDs with the LUN's NAA) with RECEIVE COPY RESULTS and VPD 8Fh:
+#    run only if REPORT SUPPORTED OPERATION CODES lists them, otherwise a SKIP line says so.
 # Replicated (nodes a 127.0.0.1 and b 127.0.0.2, ports 3620-3622):
 #  - the replay passes against the primary a;
 #  - the standby b answers INQUIRY/VPD 83h with the same NAA, RTPG shows its group standby and
@@ -55,25 +57,20 @@ replay() {
   fi
 }
 
-# skip_flags URL : --skip-pr / --skip-xcopy for what REPORT SUPPORTED OPERATION CODES does not
-# list, each with a SKIP line. Sets FLAGS.
+# skip_flags URL : --skip-xcopy when REPORT SUPPORTED OPERATION CODES does not list EXTENDED
+# COPY, with a SKIP line; persistent reservations and RESERVE(6) must be listed. Sets FLAGS.
 skip_flags() {
   local probe
   FLAGS=()
   probe=$(timeout 30 "$REPLAY" --initiator "$INITIATOR_IQN" --mode probe "$1" 2>&1) ||
     { bad "REPORT SUPPORTED OPERATION CODES probe failed: $probe"; return 1; }
   echo "  probe: $probe"
-  if [ "$(field pr "$probe")" != 1 ]; then
-    FLAGS+=(--skip-pr)
-    echo "SKIP: PERSISTENT RESERVE IN/OUT steps - the target does not list 5Eh/5Fh in REPORT SUPPORTED OPERATION CODES (passing --skip-pr)"
-  fi
+  # Persistent reservations and RESERVE(6) are part of the product: never skipped.
+  [ "$(field pr "$probe")" = 1 ] || bad "REPORT SUPPORTED OPERATION CODES does not list PERSISTENT RESERVE IN/OUT"
+  [ "$(field reserve6 "$probe")" = 1 ] || bad "REPORT SUPPORTED OPERATION CODES does not list RESERVE(6)/RELEASE(6)"
   if [ "$(field xcopy "$probe")" != 1 ]; then
     FLAGS+=(--skip-xcopy)
     echo "SKIP: EXTENDED COPY / RECEIVE COPY RESULTS / VPD 8Fh steps - the target does not list 83h/00h and 84h/03h in REPORT SUPPORTED OPERATION CODES (passing --skip-xcopy)"
-  fi
-  if [ "$(field reserve6 "$probe")" != 1 ]; then
-    FLAGS+=(--skip-reserve6)
-    echo "SKIP: RESERVE(6)/RELEASE(6) steps - the target does not list 16h/17h in REPORT SUPPORTED OPERATION CODES (passing --skip-reserve6)"
   fi
 }
 

@@ -214,12 +214,15 @@ struct session {
 
 static const char *initiator_name = "iqn.1998-01.com.vmware:esxi-replay";
 
-static int login(struct session *s, const char *url, const char *name) {
-  s->iscsi = iscsi_create_context(initiator_name);
+/* ESXi keeps one ISID per host adapter across logins, so what it registered through one
+   session holds for the next: sessions with `stable_isid` log in with the same one. */
+static int login_as(struct session *s, const char *url, const char *name, const char *initiator, int stable_isid) {
+  s->iscsi = iscsi_create_context(initiator);
   if (s->iscsi == NULL) {
     fail("%s: cannot create an iSCSI context", name);
     return 0;
   }
+  if (stable_isid) iscsi_set_isid_oui(s->iscsi, 0x000C29, 0x00E51); /* VMware's OUI */
   struct iscsi_url *u = iscsi_parse_full_url(s->iscsi, url);
   if (u == NULL) {
     fail("%s: bad URL %s: %s", name, url, iscsi_get_error(s->iscsi));
@@ -242,6 +245,8 @@ static int login(struct session *s, const char *url, const char *name) {
   iscsi_destroy_url(u);
   return good;
 }
+
+static int login(struct session *s, const char *url, const char *name) { return login_as(s, url, name, initiator_name, 0); }
 
 static void logout(struct session *s) {
   if (s->iscsi == NULL) return;
@@ -1232,6 +1237,64 @@ static int naa_matches(const struct lun_facts *f, const char *expect, const char
   return check(strcmp(f->naa_name, lower) == 0, "%s: the NAA is %s, the same as before (%s)", label, f->naa_name, lower);
 }
 
+/* A reservation left in place for the takeover: registered through every target port
+   (ALL_TG_PT) and through power loss (APTPL), Write Exclusive - Registrants Only. The node that
+   takes over, or the same node after a restart, must hold the same state. */
+static const uint64_t kPrHeldKey = 0x45535869F5A000F0ull;
+static struct scsi_task *test_unit_ready_past_attentions(struct session *s, int *attentions);
+static const char *other_initiator = "iqn.1998-01.com.vmware:esxi-replay-other-host";
+
+static void step_hold_reservation(const char *url) {
+  struct session h = {0};
+  if (!login_as(&h, url, "reservation holder", initiator_name, 1)) return;
+  int attentions;
+  struct scsi_task *t = test_unit_ready_past_attentions(&h, &attentions);
+  done(&t);
+  struct scsi_persistent_reserve_out_basic p = {.service_action_reservation_key = kPrHeldKey, .all_tg_pt = 1, .aptpl = 1};
+  t = iscsi_persistent_reserve_out_sync(h.iscsi, h.lun, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &p);
+  check(is_good(t), "PR OUT REGISTER AND IGNORE EXISTING KEY with ALL_TG_PT and APTPL, for the takeover: %s", answer(&h, t));
+  done(&t);
+  pr_out(&h, SCSI_PERSISTENT_RESERVE_RESERVE, SCSI_PERSISTENT_RESERVE_TYPE_WRITE_EXCLUSIVE_REGISTRANTS_ONLY, kPrHeldKey, 0,
+         "RESERVE type 5, held for the takeover");
+  logout(&h);
+}
+
+/* After a takeover or restart: the registration and the reservation are there, the holder
+   writes through this node's port, another host only reads. */
+static void step_reservation_survived(const char *url, const char *label) {
+  struct session h = {0}, other = {0};
+  struct pr_in_answer a = {0};
+  if (!login_as(&h, url, "reservation holder", initiator_name, 1)) return;
+  int attentions;
+  struct scsi_task *t = test_unit_ready_past_attentions(&h, &attentions);
+  done(&t);
+  if (pr_in(&h, SCSI_PERSISTENT_RESERVE_READ_KEYS, &a, "PR IN READ KEYS"))
+    check(a.length >= 8 && a.first_key == kPrHeldKey, "%s: READ KEYS shows the key registered before (%016" PRIx64 ", length %u)",
+          label, a.first_key, a.length);
+  if (pr_in(&h, SCSI_PERSISTENT_RESERVE_READ_RESERVATION, &a, "PR IN READ RESERVATION"))
+    check(a.length == 0x10 && a.first_key == kPrHeldKey && a.scope_type == 0x05,
+          "%s: READ RESERVATION shows the same Write Exclusive - Registrants Only reservation (length %u, type %02Xh)", label,
+          a.length, a.scope_type);
+  uint8_t block[512];
+  memset(block, 0xE5, sizeof block);
+  t = iscsi_write16_sync(h.iscsi, h.lun, LBA_XCOPY_SRC - 1, block, sizeof block, sizeof block, 0, 0, 0, 0, 0);
+  check(is_good(t), "%s: the registrant writes through this node's target port (ALL_TG_PT): %s", label, answer(&h, t));
+  done(&t);
+  if (login_as(&other, url, "another host", other_initiator, 0)) {
+    t = test_unit_ready_past_attentions(&other, &attentions);
+    done(&t);
+    t = iscsi_write16_sync(other.iscsi, other.lun, LBA_XCOPY_SRC - 1, block, sizeof block, sizeof block, 0, 0, 0, 0, 0);
+    check(t != NULL && t->status == SCSI_STATUS_RESERVATION_CONFLICT,
+          "%s: an unregistered host's WRITE gets RESERVATION CONFLICT: %s", label, answer(&other, t));
+    done(&t);
+    t = iscsi_read16_sync(other.iscsi, other.lun, LBA_XCOPY_SRC - 1, sizeof block, sizeof block, 0, 0, 0, 0, 0);
+    check(is_good(t), "%s: an unregistered host still reads (Write Exclusive): %s", label, answer(&other, t));
+    done(&t);
+    logout(&other);
+  }
+  logout(&h);
+}
+
 static void mode_claim(const struct options *o) {
   struct session s = {0};
   struct lun_facts f = {0};
@@ -1273,6 +1336,7 @@ static void mode_claim(const struct options *o) {
   else
     step_xcopy(&s, &f);
   step_synchronize_cache(&s);
+  if (!o->skip_pr) step_hold_reservation(o->url);
 
   /* A second session (another I_T nexus, as a second ESXi host or path) sees the same device. */
   struct session s2 = {0};
@@ -1403,7 +1467,8 @@ static void mode_takeover(const struct options *o) {
     fail("takeover: cannot read the last heartbeat image from %s", o->ats_image ? o->ats_image : "(no --ats-image)");
     return;
   }
-  if (!login(&s, o->url, "takeover")) return;
+  /* The host that held the reservation: the heartbeat writes as its registrant. */
+  if (!login_as(&s, o->url, "takeover", initiator_name, 1)) return;
   ok("login to the new primary %s", o->url);
   if (check(read_device_identification(&s, &f, 1), "new primary: VPD 83h has an NAA 6 designator and a target port group"))
     naa_matches(&f, o->expect_naa, "new primary");
@@ -1464,6 +1529,10 @@ static void mode_takeover(const struct options *o) {
   }
   step_synchronize_cache(&s);
   logout(&s);
+  if (o->skip_pr)
+    skip("new primary: the persistent reservation held before (--skip-pr)");
+  else
+    step_reservation_survived(o->url, "new primary");
   free(image);
   free(before);
   free(got);
