@@ -80,12 +80,15 @@ ReplicatedVolume::ReplicatedVolume(Volume& local, PeerChannel& peer, OutOfSyncRe
 
 Access ReplicatedVolume::access() const {
   if (transitioning_.load()) return Access::Transitioning;
-  return role_.load() == Role::Primary ? local_.access() : Access::Standby;
+  if (role_.load() == Role::Primary) return local_.access();
+  return local_up_to_date_.load() && !detached_.load() ? Access::Standby : Access::Unavailable;
 }
 
 std::vector<PortGroup> ReplicatedVolume::port_groups() const {
-  return {PortGroup{own_group_, access()},
-          PortGroup{peer_group_, peer_primary_.load() ? Access::Active : Access::Standby}};
+  const Access peer = peer_primary_.load() ? Access::Active
+                     : peer_.connected() && !peer_.peer_up_to_date() ? Access::Unavailable
+                                                                      : Access::Standby;
+  return {PortGroup{own_group_, access()}, PortGroup{peer_group_, peer}};
 }
 
 void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work) {

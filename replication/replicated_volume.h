@@ -81,6 +81,9 @@ class ReplicatedVolume final : public Volume {
     peer_group_ = peer;
   }
   void set_peer_primary(bool primary) { peer_primary_.store(primary); }
+  // Whether the local replica is UpToDate: a secondary that is not cannot take over, and its
+  // path reports the unavailable state instead of standby.
+  void set_local_up_to_date(bool up_to_date) { local_up_to_date_.store(up_to_date); }
 
   // The receiving side of the replication stream, called by the peer link on the secondary
   // for every write, discard and flush the primary sends. Overlapping writes are applied in the
@@ -146,6 +149,7 @@ class ReplicatedVolume final : public Volume {
   std::uint16_t own_group_ = 1;
   std::uint16_t peer_group_ = 2;
   std::atomic<bool> peer_primary_{false};
+  std::atomic<bool> local_up_to_date_{true};
   ReservationPersister persist_reservations_;
   std::atomic<std::uint64_t> reservations_received_{0};
   // Writes, discards and flushes under way as primary (see drain()).

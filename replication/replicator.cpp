@@ -40,6 +40,7 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
     asio::post(io_, [this, error, operation = std::string(operation)] { on_local_disk_failed(error, operation); });
   });
   volume_->load_stored_reservations(metadata_.superblock().reservations);
+  volume_->set_local_up_to_date(metadata_.superblock().disk_state == DiskState::UpToDate);
   volume_->set_reservation_persister([this](std::span<const std::uint8_t> record) {
     return update_metadata([record](Superblock& sb) { sb.reservations.assign(record.begin(), record.end()); });
   });
@@ -567,6 +568,7 @@ void Replicator::send_state(const std::string& reason) {
 
 int Replicator::update_metadata(const std::function<void(Superblock&)>& change) {
   const int error = metadata_.update_superblock(change);
+  volume_->set_local_up_to_date(metadata_.superblock().disk_state == DiskState::UpToDate);
   if (error != 0) {
     util::log_error("{}: writing the metadata superblock failed: {}", settings_.volume_name, std::strerror(error));
   }

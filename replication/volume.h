@@ -21,7 +21,9 @@ namespace freevsa::replication {
 // Active on its primary and Standby on the others; Transitioning while a role change is under
 // way. The SCSI layer answers media commands on a non-Active volume with the sense data a
 // multipath initiator takes as "use another path" (never as a lost device).
-enum class Access { Active, Standby, Transitioning };
+// Unavailable: this node cannot serve the volume even after a failover (its replica is not
+// UpToDate, or its disk failed).
+enum class Access { Active, Standby, Transitioning, Unavailable };
 
 // A target port group (SPC-4 5.15, ALUA): every node that exports the volume is one group, with
 // one target port whose relative identifier is the group's. `access` is that node's state.

@@ -1,6 +1,7 @@
 // Asymmetric logical unit access (SPC-4 5.15), implicit only: each node that exports a volume
 // is a target port group with one port; the primary's group is active/optimized, the others
-// are standby (transitioning while a role change runs). ESXi's VMW_SATP_ALUA and Linux's
+// are standby (transitioning while a role change runs, unavailable while their replica could
+// not take over). ESXi's VMW_SATP_ALUA and Linux's
 // dm-multipath ALUA handler read the states with REPORT TARGET PORT GROUPS and move I/O to the
 // active group by themselves, with no virtual IP.
 #include <vector>
@@ -16,6 +17,7 @@ std::uint8_t asymmetric_access_state(replication::Access access) {
     case replication::Access::Active: return 0x0;         // active/optimized
     case replication::Access::Standby: return 0x2;        // standby
     case replication::Access::Transitioning: return 0xF;  // transitioning
+    case replication::Access::Unavailable: return 0x3;    // unavailable
   }
   return 0x2;
 }
@@ -40,7 +42,7 @@ Result handle_report_target_port_groups(CommandContext& ctx) {
     // PREF: the active group (the primary's) is the preferred path.
     d[at] = static_cast<std::uint8_t>((g.access == replication::Access::Active ? 0x80 : 0x00) |
                                       asymmetric_access_state(g.access));
-    d[at + 1] = 0x85;  // supported states: T_SUP, S_SUP, AO_SUP
+    d[at + 1] = 0x8D;  // supported states: T_SUP, U_SUP, S_SUP, AO_SUP
     util::put_be16(&d[at + 2], g.id);
     d[at + 5] = 0x02;  // STATUS CODE: altered by implicit behaviour
     d[at + 7] = 1;     // TARGET PORT COUNT

@@ -51,6 +51,7 @@ Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const
       case replication::Access::Active: break;
       case replication::Access::Standby: return Sense::standby_port();
       case replication::Access::Transitioning: return Sense::access_state_transition();
+      case replication::Access::Unavailable: return Sense::unavailable_port();
     }
   }
   // CONTROL byte: NACA=1 needs ACA support, which we do not have (SAM-5 5.9.1.2).

@@ -69,6 +69,7 @@ struct Sense {
   // SPC-4 5.15.2.4: what a target port in the standby or transitioning ALUA state answers.
   static Sense standby_port() { return make(sense_key::kNotReady, 0x04, 0x0B); }
   static Sense access_state_transition() { return make(sense_key::kNotReady, 0x04, 0x0A); }
+  static Sense unavailable_port() { return make(sense_key::kNotReady, 0x04, 0x0C); }
   static Sense logical_unit_not_supported() { return make(sense_key::kIllegalRequest, 0x25, 0x00); }
   static Sense saving_parameters_not_supported() {
     return make(sense_key::kIllegalRequest, 0x39, 0x00);

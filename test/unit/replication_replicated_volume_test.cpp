@@ -230,6 +230,19 @@ TEST_F(ReplicatedVolumeTest, SecondaryIsStandbyAndRefusesInitiatorIo) {
 
 TEST_F(ReplicatedVolumeTest, PrimaryIsActive) { EXPECT_EQ(volume_->access(), Access::Active); }
 
+TEST_F(ReplicatedVolumeTest, SecondaryThatCouldNotTakeOverIsUnavailable) {
+  volume_->set_role(Role::Secondary);
+  volume_->set_local_up_to_date(false);
+  EXPECT_EQ(volume_->access(), Access::Unavailable);
+  EXPECT_EQ(volume_->port_groups().front().access, Access::Unavailable);
+  volume_->set_local_up_to_date(true);
+  EXPECT_EQ(volume_->access(), Access::Standby);
+  // The primary serves whatever its own disk's state (a detached disk is served by the peer's).
+  volume_->set_role(Role::Primary);
+  volume_->set_local_up_to_date(false);
+  EXPECT_EQ(volume_->access(), Access::Active);
+}
+
 }  // namespace
 }  // namespace freevsa::replication
 

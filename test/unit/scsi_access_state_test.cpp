@@ -96,6 +96,16 @@ TEST_F(ScsiAccessState, TransitioningAnswersAsymmetricAccessStateTransition) {
   expect_not_ready(run(kRead10), 0x0A);
 }
 
+const std::vector<std::uint8_t> kReportTargetPortGroups = {0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+
+TEST_F(ScsiAccessState, UnavailableAnswersTargetPortInUnavailableState) {
+  switch_to(Access::Unavailable);
+  expect_not_ready(run(kRead10), 0x0C);
+  const Task t = run(kReportTargetPortGroups);
+  ASSERT_EQ(t.status, Status::Good);
+  EXPECT_EQ(t.data_in.data()[4] & 0x0F, 0x3);
+}
+
 TEST_F(ScsiAccessState, StandbyIsNeverReportedAsALostDevice) {
   switch_to(Access::Standby);
   const Task t = run(kRead10);
@@ -136,13 +146,12 @@ std::vector<std::tuple<std::uint16_t, std::uint8_t, bool>> port_groups(const Tas
   }
   return out;
 }
-const std::vector<std::uint8_t> kReportTargetPortGroups = {0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
 
 TEST_F(ScsiAccessState, ReportTargetPortGroupsGivesTheStateOfThisNodesGroup) {
   Task t = run(kReportTargetPortGroups);
   ASSERT_EQ(t.status, Status::Good);
   EXPECT_EQ(port_groups(t), (std::vector<std::tuple<std::uint16_t, std::uint8_t, bool>>{{1, 0x0, true}}));
-  EXPECT_EQ(t.data_in.data()[5], 0x85);  // transitioning, standby and active/optimized supported
+  EXPECT_EQ(t.data_in.data()[5], 0x8D);  // transitioning, unavailable, standby, active/optimized supported
   switch_to(Access::Standby);
   t = run(kReportTargetPortGroups);  // answered on a standby path
   ASSERT_EQ(t.status, Status::Good);
