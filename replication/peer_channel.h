@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 namespace freevsa::replication {
 
@@ -36,6 +37,12 @@ class PeerChannel {
   // Sends the volume's persistent reservation record; `done` runs with 0 once the peer stored
   // it. `record` stays valid until `done` ran.
   virtual void send_reservations(std::span<const std::uint8_t> /*record*/, Done done) { done(ENOTCONN); }
+  // Has the peer run a PERSISTENT RESERVE OUT for this node (opaque bytes of the SCSI layer);
+  // `done` runs with 0 once `answer` holds the peer's answer. Both stay valid until then.
+  virtual void send_reservation_command(std::span<const std::uint8_t> /*request*/, std::vector<std::uint8_t>* /*answer*/,
+                                        Done done) {
+    done(ENOTCONN);
+  }
   // A write completed to the initiator before the peer confirmed it (protocols A and B): writes
   // sent from now on must not be applied on the peer before the ones sent so far.
   virtual void write_completed() {}

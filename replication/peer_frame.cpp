@@ -41,6 +41,8 @@ constexpr TypeInfo kTypes[] = {
     {MessageType::VerifyDone, "VerifyDone", 24, 0},
     {MessageType::Reservations, "Reservations", 0, kMaxReservationsLength},
     {MessageType::ReservationsAck, "ReservationsAck", 8, 0},
+    {MessageType::ReservationCommand, "ReservationCommand", 0, kMaxReservationCommandLength},
+    {MessageType::ReservationAnswer, "ReservationAnswer", 0, kMaxReservationCommandLength},
 };
 static_assert(OutgoingFrame::kMaxHeadSize >= kFrameHeaderSize + kHelloSize);
 static_assert(OutgoingFrame::kMaxHeadSize >= kFrameHeaderSize + 40 + kMaxReasonLength);

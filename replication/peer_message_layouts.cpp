@@ -208,6 +208,11 @@ void read_body(Reader& r, ReservationsAck& m) {
   r.reserved(4);
 }
 
+Tail write_body(Writer&, const ReservationCommand& m) { return m.request; }
+void read_body(Reader& r, ReservationCommand& m) { m.request = r.rest(); }
+Tail write_body(Writer&, const ReservationAnswer& m) { return m.answer; }
+void read_body(Reader& r, ReservationAnswer& m) { m.answer = r.rest(); }
+
 Tail write_body(Writer&, const SharedSettings& m) { return m.text; }
 void read_body(Reader& r, SharedSettings& m) { m.text = r.rest(); }
 
@@ -374,6 +379,8 @@ Result<Message> read_payload(MessageType type, std::span<const std::uint8_t> pay
     case MessageType::VerifyDone: return read_message<VerifyDone>(payload);
     case MessageType::Reservations: return read_message<Reservations>(payload);
     case MessageType::ReservationsAck: return read_message<ReservationsAck>(payload);
+    case MessageType::ReservationCommand: return read_message<ReservationCommand>(payload);
+    case MessageType::ReservationAnswer: return read_message<ReservationAnswer>(payload);
   }
   return {ProtocolError::UnknownType, {}};
 }

@@ -114,6 +114,12 @@ ProtocolError validate(const Reservations& m) {
   return require(m.record.size() <= kMaxReservationsLength, ProtocolError::BadLength);
 }
 ProtocolError validate(const ReservationsAck& m) { return require(valid_status(m.status), ProtocolError::OutOfRange); }
+ProtocolError validate(const ReservationCommand& m) {
+  return require(!m.request.empty() && m.request.size() <= kMaxReservationCommandLength, ProtocolError::BadLength);
+}
+ProtocolError validate(const ReservationAnswer& m) {
+  return require(m.answer.size() <= kMaxReservationCommandLength, ProtocolError::BadLength);
+}
 ProtocolError validate(const Ping&) { return ProtocolError::None; }
 ProtocolError validate(const PingAck&) { return ProtocolError::None; }
 ProtocolError validate(const StateChange& m) {

@@ -43,6 +43,10 @@ bool operator==(const BitmapChunk& a, const BitmapChunk& b) {
          a.flags == b.flags && std::ranges::equal(a.body, b.body);
 }
 bool operator==(const Reservations& a, const Reservations& b) { return std::ranges::equal(a.record, b.record); }
+bool operator==(const ReservationCommand& a, const ReservationCommand& b) {
+  return std::ranges::equal(a.request, b.request);
+}
+bool operator==(const ReservationAnswer& a, const ReservationAnswer& b) { return std::ranges::equal(a.answer, b.answer); }
 bool operator==(const ReadData& a, const ReadData& b) {
   return a.offset == b.offset && a.length == b.length && a.status == b.status && std::ranges::equal(a.data, b.data);
 }
@@ -61,7 +65,8 @@ MessageType type_of(const Message& message) {
       MessageType::PingAck,       MessageType::StateChange,     MessageType::Disconnect,
       MessageType::BitmapChunk,   MessageType::ResyncRequest,   MessageType::ResyncData,
       MessageType::ChecksumRequest, MessageType::ChecksumReply, MessageType::VerifyDone,
-      MessageType::Reservations,  MessageType::ReservationsAck,
+      MessageType::Reservations,  MessageType::ReservationsAck, MessageType::ReservationCommand,
+      MessageType::ReservationAnswer,
   };
   static_assert(std::size(kByIndex) + 1 == std::variant_size_v<Message>);
   if (const auto* ignored = std::get_if<Ignored>(&message)) return static_cast<MessageType>(ignored->type);

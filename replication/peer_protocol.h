@@ -76,6 +76,8 @@ enum class MessageType : std::uint8_t {
   // SCSI state that follows the volume
   Reservations = 0x40,
   ReservationsAck = 0x41,
+  ReservationCommand = 0x42,
+  ReservationAnswer = 0x43,
   // resync and verify
   BitmapChunk = 0x30,
   ResyncRequest = 0x31,
@@ -334,6 +336,20 @@ struct ReservationsAck {
   std::int32_t status = 0;  // errno: the secondary could not store it
   bool operator==(const ReservationsAck&) const = default;
 };
+// A PERSISTENT RESERVE OUT that reached the secondary's target port, for the primary to run
+// (SPC-4 accepts it on a standby port); answered by ReservationAnswer with the same request id.
+// Both carry opaque bytes of the SCSI layer, borrowed like Write data: a request of
+// 1..kMaxReservationCommandLength, an answer of 0..kMaxReservationCommandLength (none: the
+// sender does not serve the volume).
+constexpr std::uint32_t kMaxReservationCommandLength = 4096;
+struct ReservationCommand {
+  std::span<const std::uint8_t> request;
+};
+bool operator==(const ReservationCommand& a, const ReservationCommand& b);
+struct ReservationAnswer {
+  std::span<const std::uint8_t> answer;
+};
+bool operator==(const ReservationAnswer& a, const ReservationAnswer& b);
 // A frame of a type this build does not know, sent with kFlagIgnorable: skip it.
 struct Ignored {
   std::uint8_t type = 0;
@@ -343,7 +359,8 @@ struct Ignored {
 using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, SharedSettings, Write, WriteAck, Discard,
                              Flush, FlushAck, Barrier, BarrierAck, Read, ReadData, Ping, PingAck, StateChange, Disconnect,
                              BitmapChunk, ResyncRequest, ResyncData, ChecksumRequest, ChecksumReply,
-                             VerifyDone, Reservations, ReservationsAck, Ignored>;
+                             VerifyDone, Reservations, ReservationsAck, ReservationCommand, ReservationAnswer,
+                             Ignored>;
 MessageType type_of(const Message& message);  // Ignored: its raw type cast
 
 // ---- frames

@@ -232,6 +232,28 @@ void ReplicatedVolume::adopt_peer_reservations(std::span<const std::uint8_t> rec
   reservations_received_.fetch_add(1);
 }
 
+int ReplicatedVolume::forward_reservation_command(std::span<const std::uint8_t> request,
+                                                  std::vector<std::uint8_t>& answer) {
+  if (!peer_.connected() || !peer_primary_.load()) return ENOTCONN;
+  std::promise<int> answered;
+  auto result = answered.get_future();
+  peer_.send_reservation_command(request, &answer, [&answered](int error) { answered.set_value(error); });
+  const int error = result.get();
+  if (error != 0) return ENOTCONN;
+  return answer.empty() ? ENOTCONN : 0;
+}
+
+void ReplicatedVolume::set_reservation_command_runner(ReservationCommandRunner runner) {
+  std::lock_guard lock(runner_mutex_);
+  run_reservation_command_ = std::move(runner);
+}
+
+std::vector<std::uint8_t> ReplicatedVolume::run_forwarded_reservation_command(std::span<const std::uint8_t> request) {
+  std::lock_guard lock(runner_mutex_);
+  if (!run_reservation_command_ || role_.load() != Role::Primary || transitioning_.load()) return {};
+  return run_reservation_command_(request);
+}
+
 int ReplicatedVolume::flush() {
   const PrimaryOp op(*this);
   if (!op.admitted()) return EROFS;

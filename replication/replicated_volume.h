@@ -74,6 +74,12 @@ class ReplicatedVolume final : public Volume {
   void load_stored_reservations(std::span<const std::uint8_t> record) { Volume::store_reservations(record); }
   // The primary sent its record and it is stored here: the SCSI layer adopts it.
   void adopt_peer_reservations(std::span<const std::uint8_t> record);
+  // PERSISTENT RESERVE OUT on a secondary runs on the primary (see Volume).
+  int forward_reservation_command(std::span<const std::uint8_t> request, std::vector<std::uint8_t>& answer) override;
+  void set_reservation_command_runner(ReservationCommandRunner runner) override;
+  // The peer forwarded one (any thread but the link's: the runner waits for the peer): the
+  // answer, empty when this node is not primary.
+  std::vector<std::uint8_t> run_forwarded_reservation_command(std::span<const std::uint8_t> request);
   // This node's group and the peer's: the peer's is active when it is known to be primary.
   std::vector<PortGroup> port_groups() const override;
   void set_port_groups(std::uint16_t own, std::uint16_t peer) {
@@ -151,6 +157,8 @@ class ReplicatedVolume final : public Volume {
   std::atomic<bool> peer_primary_{false};
   std::atomic<bool> local_up_to_date_{true};
   ReservationPersister persist_reservations_;
+  std::mutex runner_mutex_;  // held while a forwarded command runs, so the runner outlives it
+  ReservationCommandRunner run_reservation_command_;
   std::atomic<std::uint64_t> reservations_received_{0};
   // Writes, discards and flushes under way as primary (see drain()).
   class PrimaryOp;

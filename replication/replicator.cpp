@@ -280,6 +280,10 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_reservations(header, m);
         } else if constexpr (std::is_same_v<T, peer::ReservationsAck>) {
           on_reservations_ack(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ReservationCommand>) {
+          on_reservation_command(header, m);
+        } else if constexpr (std::is_same_v<T, peer::ReservationAnswer>) {
+          on_reservation_answer(header, m);
         }
         // Barrier/BarrierAck: ordering travels in the Write epochs instead; nothing to do.
       },

@@ -112,6 +112,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void send_discard(std::uint64_t offset, std::uint64_t length, Done done) override;
   void write_completed() override { epoch_.fetch_add(1); }
   void send_reservations(std::span<const std::uint8_t> record, Done done) override;
+  void send_reservation_command(std::span<const std::uint8_t> request, std::vector<std::uint8_t>* answer,
+                                Done done) override;
 
   // OutOfSyncRecorder (worker threads): the bitmap, after a new generation is on disk.
   void mark_out_of_sync(std::uint64_t offset, std::uint64_t length) override;
@@ -125,6 +127,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
     std::uint64_t offset = 0;           // Write, Discard: the range, recorded if it fails late
     std::uint64_t length = 0;
     std::chrono::steady_clock::time_point sent_at;
+    std::vector<std::uint8_t>* answer_into = nullptr;  // ReservationCommand: where the answer goes
   };
   struct ResyncProgress;
   struct VerifyRun;
@@ -200,6 +203,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void push_reservations();
   void on_reservations(const peer::FrameHeader& header, const peer::Reservations& reservations);
   void on_reservations_ack(const peer::FrameHeader& header, const peer::ReservationsAck& ack);
+  // A PERSISTENT RESERVE OUT from the secondary's port runs here on a worker.
+  void on_reservation_command(const peer::FrameHeader& header, const peer::ReservationCommand& command);
+  void on_reservation_answer(const peer::FrameHeader& header, const peer::ReservationAnswer& answer);
   void ensure_new_generation();
 
   // --- resync and verify (replicator_sync.cpp)

@@ -241,6 +241,47 @@ void Replicator::on_reservations_ack(const peer::FrameHeader& header, const peer
   }
 }
 
+void Replicator::send_reservation_command(std::span<const std::uint8_t> request, std::vector<std::uint8_t>* answer,
+                                          Done done) {
+  auto copy = std::make_shared<std::vector<std::uint8_t>>(request.begin(), request.end());
+  asio::post(io_, [self = shared_from_this(), copy, answer, done = std::move(done)]() mutable {
+    if (!self->link_ || self->phase_ != Phase::Up) {
+      done(ECONNRESET);
+      return;
+    }
+    const std::uint64_t id = self->next_request_id_;
+    self->next_request_id_ += 2;
+    self->pending_.emplace(id, Pending{std::move(done), {}, 0, 0, std::chrono::steady_clock::now(), answer});
+    self->link_->send(peer::ReservationCommand{*copy}, id);
+    self->link_->hold_until_sent(copy);
+  });
+}
+
+void Replicator::on_reservation_command(const peer::FrameHeader& header, const peer::ReservationCommand& command) {
+  const std::uint64_t id = header.request_id;
+  auto request = std::make_shared<std::vector<std::uint8_t>>(command.request.begin(), command.request.end());
+  std::weak_ptr<PeerConnection> link = link_;
+  // On a worker: the command stores the new reservations on the peer and waits for that.
+  workers_.post([self = shared_from_this(), request, id, link] {
+    auto answer = std::make_shared<std::vector<std::uint8_t>>(self->volume_->run_forwarded_reservation_command(*request));
+    asio::post(self->io_, [self, answer, id, link] {
+      auto connection = link.lock();
+      if (!connection || connection != self->link_) return;
+      connection->send(peer::ReservationAnswer{*answer}, id);
+      connection->hold_until_sent(answer);
+    });
+  });
+}
+
+void Replicator::on_reservation_answer(const peer::FrameHeader& header, const peer::ReservationAnswer& answer) {
+  auto it = pending_.find(header.request_id);
+  if (it == pending_.end()) return;
+  Pending request = std::move(it->second);
+  pending_.erase(it);
+  if (request.answer_into != nullptr) request.answer_into->assign(answer.answer.begin(), answer.answer.end());
+  if (request.done) request.done(0);
+}
+
 // ---- secondary: applying
 
 void Replicator::on_write(const peer::FrameHeader& header, const peer::Write& write) {

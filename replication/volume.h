@@ -9,7 +9,9 @@
 // Errors are values: 0 on success, otherwise a positive errno (EIO, ENOSPC, EINVAL, ...).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -84,6 +86,18 @@ class Volume {
   // Counts the records that came from a peer (not through store_reservations): when it moves,
   // the SCSI layer adopts stored_reservations(). Cheap and thread-safe: read for every command.
   virtual std::uint64_t reservations_received() const { return 0; }
+
+  // A PERSISTENT RESERVE OUT that reaches a node where the volume is not active runs on the node
+  // where it is (SPC-4 5.15.2.4.4 accepts it on a standby port). `request` and `answer` are
+  // opaque bytes of the SCSI layer. 0, or ENOTCONN when no node serving the volume answers.
+  virtual int forward_reservation_command(std::span<const std::uint8_t> /*request*/,
+                                          std::vector<std::uint8_t>& /*answer*/) {
+    return ENOTCONN;
+  }
+  // On the serving node, the SCSI layer's runner for forwarded commands (null: none); an
+  // empty answer means "not served here".
+  using ReservationCommandRunner = std::function<std::vector<std::uint8_t>(std::span<const std::uint8_t>)>;
+  virtual void set_reservation_command_runner(ReservationCommandRunner /*runner*/) {}
 
   // Cheap and thread-safe: called for every command.
   virtual Access access() const { return Access::Active; }

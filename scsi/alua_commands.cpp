@@ -22,6 +22,16 @@ std::uint8_t asymmetric_access_state(replication::Access access) {
   return 0x2;
 }
 
+Sense access_state_sense(replication::Access access) {
+  switch (access) {
+    case replication::Access::Active: break;
+    case replication::Access::Standby: return Sense::standby_port();
+    case replication::Access::Transitioning: return Sense::access_state_transition();
+    case replication::Access::Unavailable: return Sense::unavailable_port();
+  }
+  return Sense::standby_port();
+}
+
 // REPORT TARGET PORT GROUPS (MAINTENANCE IN, service action 0Ah): length-only (format 000b) or
 // extended header (001b) parameter data, one descriptor per group with its single port.
 Result handle_report_target_port_groups(CommandContext& ctx) {

@@ -47,12 +47,8 @@ Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const
   if (unit != nullptr && (info.flags & kAllowedInStandby) == 0) {
     // Only the node where the volume is active serves its data; the others send the
     // initiator to another path (and never report the device as gone).
-    switch (unit->volume().access()) {
-      case replication::Access::Active: break;
-      case replication::Access::Standby: return Sense::standby_port();
-      case replication::Access::Transitioning: return Sense::access_state_transition();
-      case replication::Access::Unavailable: return Sense::unavailable_port();
-    }
+    const replication::Access access = unit->volume().access();
+    if (access != replication::Access::Active) return access_state_sense(access);
   }
   // CONTROL byte: NACA=1 needs ACA support, which we do not have (SAM-5 5.9.1.2).
   const std::uint8_t control_offset = static_cast<std::uint8_t>(info.cdb_length - 1);

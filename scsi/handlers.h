@@ -101,8 +101,14 @@ Result handle_persistent_reserve_in(CommandContext& ctx);
 Result handle_persistent_reserve_out(CommandContext& ctx);
 Result handle_reserve(CommandContext& ctx);
 Result handle_release(CommandContext& ctx);
+// The primary's side of a PERSISTENT RESERVE OUT forwarded from a standby port
+// (reservation_forwarding.h): the encoded result.
+std::vector<std::uint8_t> run_forwarded_persistent_reserve_out(LogicalUnit& unit, LogicalUnitState& state,
+                                                               std::span<const std::uint8_t> request);
 // alua_commands.cpp
 Result handle_report_target_port_groups(CommandContext& ctx);
+// What a command that needs the volume active gets in `access` (SPC-4 5.15.2.4).
+Sense access_state_sense(replication::Access access);
 // The ASYMMETRIC ACCESS STATE code of a volume access state.
 std::uint8_t asymmetric_access_state(replication::Access access);
 

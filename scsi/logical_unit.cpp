@@ -10,9 +10,12 @@ LogicalUnit::LogicalUnit(replication::Volume& volume, LunIdentity identity)
     : volume_(volume),
       identity_(std::move(identity)),
       state_(std::make_unique<LogicalUnitState>()),
-      reservations_(std::make_unique<ReservationTable>(volume)) {}
+      reservations_(std::make_unique<ReservationTable>(volume)) {
+  volume_.set_reservation_command_runner(
+      [this](std::span<const std::uint8_t> request) { return run_forwarded_persistent_reserve_out(*this, *state_, request); });
+}
 
-LogicalUnit::~LogicalUnit() = default;
+LogicalUnit::~LogicalUnit() { volume_.set_reservation_command_runner(nullptr); }
 
 void LogicalUnit::execute(Task& task) { run(task, nullptr); }
 

@@ -8,6 +8,7 @@
 
 #include "scsi/cdb.h"
 #include "scsi/handlers.h"
+#include "scsi/reservation_forwarding.h"
 #include "scsi/reservation_table.h"
 #include "util/endian.h"
 
@@ -166,32 +167,20 @@ bool needs_scope_and_type(PrOutAction action) {
          action == PrOutAction::PreemptAndAbort;
 }
 
-void raise_notices(CommandContext& ctx, const std::vector<PrNotice>& notices, std::uint16_t local_port) {
+void raise_notices(LogicalUnitState& state, const std::vector<PrNotice>& notices, std::uint16_t local_port) {
   for (const PrNotice& n : notices) {
-    // A nexus through another node's port learns of it from that node, if ever it serves.
-    if (n.nexus.target_port == local_port) ctx.state->raise_for(n.nexus.initiator, 0x2A, n.ascq);
+    // A nexus through another node's port is not told: that node does not serve the volume.
+    if (n.nexus.target_port == local_port) state.raise_for(n.nexus.initiator, 0x2A, n.ascq);
   }
 }
 
-}  // namespace
-
-Result handle_persistent_reserve_in(CommandContext& ctx) {
-  const std::uint8_t* cdb = ctx.task.cdb.data();
-  ReservationTable& table = ctx.unit->reservations();
-  if (table.reserved_by_other(table.nexus(ctx.task.initiator_port))) return Result::reservation_conflict();
-  const std::uint8_t action = cdb[1] & 0x1F;  // the table only lets 00h..03h through
-  return send_data_in(ctx.task, kPrInReports[action](table.snapshot()), allocation_length(cdb));
-}
-
-Result handle_persistent_reserve_out(CommandContext& ctx) {
-  Task& task = ctx.task;
+// PERSISTENT RESERVE OUT from `nexus`, which may have come through another node's port.
+Result persistent_reserve_out(ReservationTable& table, LogicalUnitState& state, Task& task, const Nexus& nexus) {
   const std::uint8_t* cdb = task.cdb.data();
   const auto action = static_cast<PrOutAction>(cdb[1] & 0x1F);
   const std::uint8_t scope = cdb[2] >> 4;
   const std::uint8_t type_code = cdb[2] & 0x0F;
   const std::uint32_t length = util::get_be32(cdb + 5);
-  ReservationTable& table = ctx.unit->reservations();
-  const Nexus nexus = table.nexus(task.initiator_port);
 
   if (Result r = require_data_out(task, length); !r.ok()) return r;
   if (table.reserved_by_other(nexus)) return Result::reservation_conflict();
@@ -222,8 +211,59 @@ Result handle_persistent_reserve_out(CommandContext& ctx) {
         return Sense::invalid_field_in_cdb(1, 4);
       },
       notices);
-  if (result.ok()) raise_notices(ctx, notices, nexus.target_port);
+  if (result.ok()) raise_notices(state, notices, table.local_port());
   return result;
+}
+
+// A standby port takes PERSISTENT RESERVE OUT (SPC-4 5.15.2.4.4): the primary runs it, and its
+// new state is on this node before the answer comes back.
+Result forward_persistent_reserve_out(CommandContext& ctx) {
+  Task& task = ctx.task;
+  const std::uint32_t length = util::get_be32(task.cdb.data() + 5);
+  if (Result r = require_data_out(task, length); !r.ok()) return r;
+  ForwardedCommand command;
+  command.nexus = ctx.unit->reservations().nexus(task.initiator_port);
+  std::copy_n(task.cdb.begin(), command.cdb.size(), command.cdb.begin());
+  command.parameters.assign(task.data_out.data(), task.data_out.data() + std::min<std::uint32_t>(length, task.data_out_length));
+  std::vector<std::uint8_t> answer;
+  replication::Volume& volume = ctx.unit->volume();
+  if (volume.forward_reservation_command(encode_forwarded_command(command), answer) != 0) {
+    return access_state_sense(volume.access());
+  }
+  const std::optional<Result> result = decode_forwarded_result(answer);
+  return result ? *result : Sense::internal_target_failure();
+}
+
+}  // namespace
+
+Result handle_persistent_reserve_in(CommandContext& ctx) {
+  const std::uint8_t* cdb = ctx.task.cdb.data();
+  ReservationTable& table = ctx.unit->reservations();
+  if (table.reserved_by_other(table.nexus(ctx.task.initiator_port))) return Result::reservation_conflict();
+  const std::uint8_t action = cdb[1] & 0x1F;  // the table only lets 00h..03h through
+  return send_data_in(ctx.task, kPrInReports[action](table.snapshot()), allocation_length(cdb));
+}
+
+Result handle_persistent_reserve_out(CommandContext& ctx) {
+  if (ctx.unit->volume().access() != replication::Access::Active) return forward_persistent_reserve_out(ctx);
+  ReservationTable& table = ctx.unit->reservations();
+  return persistent_reserve_out(table, *ctx.state, ctx.task, table.nexus(ctx.task.initiator_port));
+}
+
+std::vector<std::uint8_t> run_forwarded_persistent_reserve_out(LogicalUnit& unit, LogicalUnitState& state,
+                                                               std::span<const std::uint8_t> request) {
+  const std::optional<ForwardedCommand> command = decode_forwarded_command(request);
+  if (!command || command->cdb[0] != 0x5F) return encode_forwarded_result(Sense::invalid_field_in_cdb(0));
+  Task task;
+  std::copy(command->cdb.begin(), command->cdb.end(), task.cdb.begin());
+  task.cdb_length = static_cast<std::uint8_t>(command->cdb.size());
+  task.initiator_port = command->nexus.initiator;
+  task.data_out = util::AlignedBuffer(command->parameters.size());
+  std::copy(command->parameters.begin(), command->parameters.end(), task.data_out.data());
+  task.data_out_length = static_cast<std::uint32_t>(command->parameters.size());
+  const Lookup found = lookup_command(task.cdb.data());
+  if (found.info == nullptr) return encode_forwarded_result(Sense::invalid_field_in_cdb(1, 4));
+  return encode_forwarded_result(persistent_reserve_out(unit.reservations(), state, task, command->nexus));
 }
 
 // RESERVE(6)/(10): third-party and long-identifier reservations are not offered.

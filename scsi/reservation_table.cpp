@@ -18,9 +18,7 @@ ReservationTable::ReservationTable(replication::Volume& volume) : volume_(volume
   publish_locked();
 }
 
-Nexus ReservationTable::nexus(const std::string& initiator) const {
-  return Nexus{initiator, volume_.port_groups().front().id};
-}
+std::uint16_t ReservationTable::local_port() const { return volume_.port_groups().front().id; }
 
 std::vector<std::uint16_t> ReservationTable::all_target_ports() const {
   std::vector<std::uint16_t> ports;

@@ -29,8 +29,9 @@ class ReservationTable {
  public:
   explicit ReservationTable(replication::Volume& volume);
 
-  // The I_T nexus of a command from `initiator` on this node's target port.
-  Nexus nexus(const std::string& initiator) const;
+  // This node's target port, and the I_T nexus of a command from `initiator` through it.
+  std::uint16_t local_port() const;
+  Nexus nexus(const std::string& initiator) const { return Nexus{initiator, local_port()}; }
   // The target ports a registration with ALL_TG_PT covers: one per node exporting the volume.
   std::vector<std::uint16_t> all_target_ports() const;
 

@@ -1295,6 +1295,37 @@ static void step_reservation_survived(const char *url, const char *label) {
   logout(&h);
 }
 
+/* Whether READ KEYS lists `key`. */
+static int lists_key(struct session *s, uint64_t key, const char *what) {
+  struct scsi_task *t = iscsi_persistent_reserve_in_sync(s->iscsi, s->lun, SCSI_PERSISTENT_RESERVE_READ_KEYS, 4096);
+  const uint8_t *d = data_in(s, t, 8, what);
+  int found = 0;
+  if (d) {
+    const uint32_t length = be32(d + 4);
+    for (uint32_t at = 8; at + 8 <= 8 + length && at + 8 <= (uint32_t)t->datain.size; at += 8) found |= be64(d + at) == key;
+  }
+  done(&t);
+  return found;
+}
+
+/* SPC-4 5.15.2.4.4: a standby port takes PERSISTENT RESERVE IN and OUT. A host (Windows
+   clusters do) registers through every path, standby ones too: the registration is made on
+   the primary and is visible through both paths. */
+static void step_standby_registration(struct session *s) {
+  const uint64_t key = 0x45535869F5A000B0ull;
+  struct scsi_persistent_reserve_out_basic p = {.service_action_reservation_key = key};
+  struct scsi_task *t =
+      iscsi_persistent_reserve_out_sync(s->iscsi, s->lun, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &p);
+  check(is_good(t), "standby path: PR OUT REGISTER AND IGNORE EXISTING KEY through the standby port: %s", answer(s, t));
+  done(&t);
+  check(lists_key(s, key, "standby path: PR IN READ KEYS"), "standby path: READ KEYS lists the key registered through it");
+  p.service_action_reservation_key = 0;
+  t = iscsi_persistent_reserve_out_sync(s->iscsi, s->lun, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &p);
+  check(is_good(t), "standby path: unregistering through the standby port: %s", answer(s, t));
+  done(&t);
+  check(!lists_key(s, key, "standby path: PR IN READ KEYS"), "standby path: READ KEYS no longer lists it");
+}
+
 static void mode_claim(const struct options *o) {
   struct session s = {0};
   struct lun_facts f = {0};
@@ -1452,6 +1483,10 @@ static void mode_standby(const struct options *o) {
   expect_standby(&s, t, "SYNCHRONIZE CACHE(10)");
   done(&t);
   free(buf);
+  if (o->skip_pr)
+    skip("standby path: PERSISTENT RESERVE OUT through the standby port (--skip-pr)");
+  else
+    step_standby_registration(&s);
   logout(&s);
 }
 

@@ -549,6 +549,23 @@ TEST(Replicator, APeerThatWasAwayGetsTheReservationRecordWhenItReturns) {
   EXPECT_EQ(two.volume().stored_reservations(), record);
 }
 
+TEST(Replicator, ASecondaryHasThePrimaryRunItsReservationCommands) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  std::vector<std::uint8_t> answer;
+  const std::vector<std::uint8_t> request{1, 2, 3};
+  // Nobody runs them on the primary yet: not served.
+  EXPECT_EQ(two.volume().forward_reservation_command(request, answer), ENOTCONN);
+  one.volume().set_reservation_command_runner([](std::span<const std::uint8_t> r) {
+    return std::vector<std::uint8_t>(r.rbegin(), r.rend());
+  });
+  ASSERT_EQ(two.volume().forward_reservation_command(request, answer), 0);
+  EXPECT_EQ(answer, (std::vector<std::uint8_t>{3, 2, 1}));
+  // The primary does not forward: it serves.
+  EXPECT_EQ(one.volume().forward_reservation_command(request, answer), ENOTCONN);
+  one.volume().set_reservation_command_runner(nullptr);
+}
+
 // ---- online verify
 
 TEST(Replicator, OnlineVerifyFindsACorruptBlockAndTheResyncRepairsIt) {
