@@ -96,6 +96,10 @@ Result handle_unmap(CommandContext& ctx);
 Result handle_get_lba_status(CommandContext& ctx);
 // compare_and_write.cpp
 Result handle_compare_and_write(CommandContext& ctx);
+// Third-party copy (extended_copy.cpp, copy_results.cpp)
+Result handle_extended_copy(CommandContext& ctx);
+Result handle_copy_status(CommandContext& ctx);
+Result handle_copy_operating_parameters(CommandContext& ctx);
 // alua_commands.cpp
 Result handle_report_target_port_groups(CommandContext& ctx);
 // The ASYMMETRIC ACCESS STATE code of a volume access state.

@@ -51,6 +51,8 @@ class LogicalUnit {
     return block_lock_.lock(offset, length);
   }
   const LunIdentity& identity() const { return identity_; }
+  // Caching mode page WCE: off, a write is durable before the command that made it completes.
+  bool write_cache_enabled() const;
 
  private:
   friend class LunMap;
