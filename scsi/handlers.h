@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "scsi/command_table.h"
 #include "scsi/logical_unit.h"
@@ -96,10 +97,11 @@ Result handle_unmap(CommandContext& ctx);
 Result handle_get_lba_status(CommandContext& ctx);
 // compare_and_write.cpp
 Result handle_compare_and_write(CommandContext& ctx);
-// Third-party copy (extended_copy.cpp, copy_results.cpp)
+// Third-party copy (extended_copy.cpp, copy_results.cpp, third_party_copy_vpd.cpp)
 Result handle_extended_copy(CommandContext& ctx);
 Result handle_copy_status(CommandContext& ctx);
 Result handle_copy_operating_parameters(CommandContext& ctx);
+std::vector<std::uint8_t> vpd_third_party_copy(std::uint32_t block_size);
 // alua_commands.cpp
 Result handle_report_target_port_groups(CommandContext& ctx);
 // The ASYMMETRIC ACCESS STATE code of a volume access state.

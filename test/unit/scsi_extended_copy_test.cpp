@@ -1,6 +1,6 @@
-// EXTENDED COPY(LID1) and RECEIVE COPY RESULTS against memory volumes, through LunMap::execute
-// as the transport calls it: copies within one LUN and across LUNs of one target, and how the
-// copy manager refuses parameter lists it cannot carry out.
+// EXTENDED COPY(LID1), RECEIVE COPY RESULTS and the Third-party Copy VPD page against memory
+// volumes, through LunMap::execute as the transport calls it: copies within one LUN and across
+// LUNs of one target, and how the copy manager refuses parameter lists it cannot carry out.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -464,7 +464,58 @@ TEST_F(ExtendedCopyTest, UnsupportedReceiveCopyResultsServiceActionIsInvalidFiel
   EXPECT_EQ(util::get_be16(&t.sense[16]), 1);
 }
 
-// ---------------------------------------------------------------- supported opcodes
+// ---------------------------------------------------------------- INQUIRY, supported opcodes
+
+TEST_F(ExtendedCopyTest, StandardInquirySetsThe3pcBit) {
+  auto d = data_in(run({0x12, 0, 0, 0, 96, 0}));
+  ASSERT_GE(d.size(), 6u);
+  EXPECT_EQ(d[5] & 0x08, 0x08);
+}
+
+// Descriptor type -> body, from a Third-party Copy VPD page.
+std::map<std::uint16_t, std::vector<std::uint8_t>> third_party_copy_descriptors(const std::vector<std::uint8_t>& page) {
+  std::map<std::uint16_t, std::vector<std::uint8_t>> out;
+  for (std::size_t at = 4; at + 4 <= page.size();) {
+    const std::uint16_t length = util::get_be16(&page[at + 2]);
+    EXPECT_EQ(length % 4, 0u);
+    out[util::get_be16(&page[at])].assign(page.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                                          page.begin() + static_cast<std::ptrdiff_t>(at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
+}
+
+TEST_F(ExtendedCopyTest, ThirdPartyCopyVpdPageDescribesTheCopyManager) {
+  auto page = data_in(run({0x12, 1, 0x8F, 0x04, 0x00, 0}, {}, 2));
+  ASSERT_GE(page.size(), 4u);
+  EXPECT_EQ(page[1], 0x8F);
+  ASSERT_EQ(page.size(), 4u + util::get_be16(&page[2]));
+  auto descriptors = third_party_copy_descriptors(page);
+  ASSERT_EQ(descriptors.size(), 5u);
+
+  // Supported commands: 83h with service action 00h, 84h with 00h and 03h.
+  const auto& commands = descriptors[0x0001];
+  EXPECT_EQ(commands[0], 7);
+  EXPECT_EQ(std::vector<std::uint8_t>(commands.begin() + 1, commands.begin() + 8),
+            (std::vector<std::uint8_t>{0x83, 1, 0x00, 0x84, 2, 0x00, 0x03}));
+  // Parameter data.
+  const auto& parameters = descriptors[0x0004];
+  EXPECT_EQ(util::get_be16(&parameters[4]), kMaxCscdDescriptors);
+  EXPECT_EQ(util::get_be16(&parameters[6]), kMaxSegmentDescriptors);
+  EXPECT_EQ(util::get_be32(&parameters[8]), kMaxDescriptorListLength);
+  EXPECT_EQ(util::get_be32(&parameters[12]), 0u);
+  // Supported descriptors and CSCD IDs.
+  EXPECT_EQ(std::vector<std::uint8_t>(descriptors[0x0008].begin(), descriptors[0x0008].begin() + 3),
+            (std::vector<std::uint8_t>{2, 0x02, 0xE4}));
+  EXPECT_EQ(std::vector<std::uint8_t>(descriptors[0x000C].begin(), descriptors[0x000C].begin() + 4),
+            (std::vector<std::uint8_t>{0x00, 0x02, 0xFF, 0xFF}));
+  // General copy operations (LUN 2 has 4 KiB blocks).
+  const auto& general = descriptors[0x8001];
+  EXPECT_EQ(util::get_be32(&general[0]), kMaxConcurrentCopies);
+  EXPECT_EQ(util::get_be32(&general[4]), kMaxConcurrentCopies);
+  EXPECT_EQ(util::get_be32(&general[8]), kMaxSegmentBytes);
+  EXPECT_EQ(general[12], 12);
+}
 
 TEST_F(ExtendedCopyTest, ReportSupportedOperationCodesListsTheCopyCommands) {
   for (const auto& [opcode, action] : {std::pair<std::uint8_t, std::uint8_t>{0x83, 0x00}, {0x84, 0x00}, {0x84, 0x03}}) {

@@ -222,7 +222,7 @@ TEST_F(ScsiTest, InquirySupportedVpdPagesAreAllReadable) {
   auto d = data(t);
   ASSERT_EQ(d.size(), 4u + d[3]);
   std::vector<std::uint8_t> pages(d.begin() + 4, d.end());
-  EXPECT_EQ(pages, (std::vector<std::uint8_t>{0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2}));
+  EXPECT_EQ(pages, (std::vector<std::uint8_t>{0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2}));
   for (std::uint8_t p : pages) {
     auto page = run({0x12, 1, p, 0, 255, 0});
     ASSERT_EQ(page.status, Status::Good) << int(p);
