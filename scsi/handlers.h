@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "scsi/command_table.h"
 #include "scsi/logical_unit.h"
@@ -105,6 +106,11 @@ Result handle_release(CommandContext& ctx);
 // (reservation_forwarding.h): the encoded result.
 std::vector<std::uint8_t> run_forwarded_persistent_reserve_out(LogicalUnit& unit, LogicalUnitState& state,
                                                                std::span<const std::uint8_t> request);
+// Third-party copy (extended_copy.cpp, copy_results.cpp, third_party_copy_vpd.cpp)
+Result handle_extended_copy(CommandContext& ctx);
+Result handle_copy_status(CommandContext& ctx);
+Result handle_copy_operating_parameters(CommandContext& ctx);
+std::vector<std::uint8_t> vpd_third_party_copy(std::uint32_t block_size);
 // alua_commands.cpp
 Result handle_report_target_port_groups(CommandContext& ctx);
 // What a command that needs the volume active gets in `access` (SPC-4 5.15.2.4).

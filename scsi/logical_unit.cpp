@@ -21,6 +21,8 @@ void LogicalUnit::execute(Task& task) { run(task, nullptr); }
 
 void LogicalUnit::run(Task& task, const LunList* luns) { dispatch(task, this, state_.get(), luns); }
 
+bool LogicalUnit::write_cache_enabled() const { return state_->write_cache_enabled(); }
+
 void LogicalUnit::reset(const std::string& requesting_port, std::uint8_t ascq) {
   state_->reset(requesting_port, ascq);
   reservations_->reset();

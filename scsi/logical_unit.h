@@ -54,6 +54,8 @@ class LogicalUnit {
   }
   const LunIdentity& identity() const { return identity_; }
   ReservationTable& reservations() { return *reservations_; }
+  // Caching mode page WCE: off, a write is durable before the command that made it completes.
+  bool write_cache_enabled() const;
 
  private:
   friend class LunMap;

@@ -34,7 +34,9 @@ std::vector<std::uint8_t> standard_inquiry(const LunIdentity& id, bool present) 
   d[4] = kStandardInquiryLength - 5;
   // TPGS=01b: implicit ALUA - the target changes port group states by itself (failover); an
   // initiator follows them with REPORT TARGET PORT GROUPS.
-  d[5] = present ? 0x10 : 0x00;  // SCCS, ACC, TPGS, 3PC, PROTECT=0
+  // 3PC=1: EXTENDED COPY and the Third-party Copy VPD page; ESXi looks for it before it offloads
+  // clones with XCOPY.
+  d[5] = present ? 0x18 : 0x00;  // SCCS, ACC=0, TPGS, 3PC, PROTECT=0
   d[6] = 0x00;
   d[7] = 0x02;                   // CMDQUE=1
   put_ascii(&d[8], 8, id.vendor);
@@ -46,7 +48,7 @@ std::vector<std::uint8_t> standard_inquiry(const LunIdentity& id, bool present) 
   return d;
 }
 
-constexpr std::array<std::uint8_t, 6> kSupportedVpdPages = {0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2};
+constexpr std::array<std::uint8_t, 7> kSupportedVpdPages = {0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2};
 
 std::vector<std::uint8_t> vpd_header(std::uint8_t page, std::size_t length) {
   std::vector<std::uint8_t> d(4 + length, 0);
@@ -188,6 +190,7 @@ Result handle_inquiry(CommandContext& ctx) {
     case 0x80: return send_data_in(ctx.task, vpd_unit_serial(id), alloc);
     case 0x83:
       return send_data_in(ctx.task, vpd_device_identification(id, ctx.unit->volume().port_groups().front().id), alloc);
+    case 0x8F: return send_data_in(ctx.task, vpd_third_party_copy(ctx.unit->volume().block_size()), alloc);
     case 0xB0: return send_data_in(ctx.task, vpd_block_limits(ctx.unit->volume().block_size()), alloc);
     case 0xB1: return send_data_in(ctx.task, vpd_block_device_characteristics(), alloc);
     case 0xB2: return send_data_in(ctx.task, vpd_logical_block_provisioning(), alloc);

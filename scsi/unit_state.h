@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "scsi/copy_status_table.h"
 #include "scsi/sense.h"
 
 namespace freevsa::scsi {
@@ -52,6 +53,9 @@ class LogicalUnitState {
   // that multipath initiators ask REPORT TARGET PORT GROUPS again.
   void note_port_group_states(std::uint64_t states);
 
+  // EXTENDED COPY operations of this logical unit's copy manager (thread-safe on its own).
+  CopyStatusTable& copies() { return copies_; }
+
  private:
   static constexpr std::size_t kMaxQueuedUnitAttentions = 8;
   void push_locked(std::deque<Sense>& queue, const Sense& ua);
@@ -62,6 +66,7 @@ class LogicalUnitState {
   std::atomic<bool> wce_{ModeSettings{}.write_cache_enabled};
   static constexpr std::uint64_t kNoStatesSeen = ~std::uint64_t{0};
   std::atomic<std::uint64_t> port_group_states_{kNoStatesSeen};
+  CopyStatusTable copies_;
 };
 
 }  // namespace freevsa::scsi

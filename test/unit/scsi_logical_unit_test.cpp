@@ -16,6 +16,7 @@
 #include "replication/memory_volume.h"
 #include "scsi/command_table.h"
 #include "scsi/lun_map.h"
+#include "test/unit/scsi_task_support.h"
 #include "util/endian.h"
 
 namespace freevsa::scsi {
@@ -80,33 +81,13 @@ class ScsiTest : public ::testing::Test {
 
   Task run(std::initializer_list<std::uint8_t> cdb, const std::vector<std::uint8_t>& out = {},
            const std::string& port = "iqn.init,i,0x1", std::uint64_t lun = 0) {
-    Task t;
-    t.lun = lun;
-    std::size_t i = 0;
-    for (std::uint8_t b : cdb) t.cdb[i++] = b;
-    t.cdb_length = static_cast<std::uint8_t>(std::max<std::size_t>(i, 6));
-    t.initiator_port = port;
-    t.data_out = util::AlignedBuffer(out.size());
-    if (!out.empty()) std::memcpy(t.data_out.data(), out.data(), out.size());
-    t.data_out_length = static_cast<std::uint32_t>(out.size());
-    t.expected_data_in_length = 1u << 24;
+    Task t = make_task(std::vector<std::uint8_t>(cdb), out, lun, port);
     map_.execute(t);
     return t;
   }
 
-  static std::vector<std::uint8_t> data(const Task& t) {
-    return {t.data_in.data(), t.data_in.data() + t.data_in_length};
-  }
+  static std::vector<std::uint8_t> data(const Task& t) { return data_in(t); }
 
-  static void expect_sense(const Task& t, std::uint8_t key, std::uint8_t asc, std::uint8_t ascq) {
-    ASSERT_EQ(t.status, Status::CheckCondition);
-    ASSERT_EQ(t.sense.size(), 18u);
-    EXPECT_EQ(t.sense[0] & 0x7F, 0x70);
-    EXPECT_EQ(t.sense[2] & 0x0F, key);
-    EXPECT_EQ(t.sense[12], asc);
-    EXPECT_EQ(t.sense[13], ascq);
-    EXPECT_EQ(t.data_in_length, 0u);
-  }
   // 05/24/00 with the field pointer at (byte, bit); bit < 0: no bit pointer.
   static void expect_invalid_cdb_field(const Task& t, std::uint16_t byte, int bit = -1) {
     expect_sense(t, 0x05, 0x24, 0x00);
@@ -133,13 +114,7 @@ class ScsiTest : public ::testing::Test {
   }
   Task run_vec(const std::vector<std::uint8_t>& cdb, const std::vector<std::uint8_t>& out = {},
                const std::string& port = "iqn.init,i,0x1") {
-    Task t;
-    std::copy(cdb.begin(), cdb.end(), t.cdb.begin());
-    t.cdb_length = static_cast<std::uint8_t>(cdb.size());
-    t.initiator_port = port;
-    t.data_out = util::AlignedBuffer(out.size());
-    if (!out.empty()) std::memcpy(t.data_out.data(), out.data(), out.size());
-    t.data_out_length = static_cast<std::uint32_t>(out.size());
+    Task t = make_task(cdb, out, 0, port);
     map_.execute(t);
     return t;
   }
@@ -247,7 +222,7 @@ TEST_F(ScsiTest, InquirySupportedVpdPagesAreAllReadable) {
   auto d = data(t);
   ASSERT_EQ(d.size(), 4u + d[3]);
   std::vector<std::uint8_t> pages(d.begin() + 4, d.end());
-  EXPECT_EQ(pages, (std::vector<std::uint8_t>{0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2}));
+  EXPECT_EQ(pages, (std::vector<std::uint8_t>{0x00, 0x80, 0x83, 0x8F, 0xB0, 0xB1, 0xB2}));
   for (std::uint8_t p : pages) {
     auto page = run({0x12, 1, p, 0, 255, 0});
     ASSERT_EQ(page.status, Status::Good) << int(p);

@@ -11,6 +11,7 @@
 
 #include "replication/memory_volume.h"
 #include "scsi/lun_map.h"
+#include "test/unit/scsi_task_support.h"
 #include "util/endian.h"
 
 namespace freevsa::scsi {
@@ -58,14 +59,7 @@ class ReservationCommandsTest : public ::testing::Test {
   }
 
   Task run(const std::vector<std::uint8_t>& cdb, const std::string& port, const std::vector<std::uint8_t>& out = {}) {
-    Task t;
-    std::copy(cdb.begin(), cdb.end(), t.cdb.begin());
-    t.cdb_length = static_cast<std::uint8_t>(cdb.size());
-    t.initiator_port = port;
-    t.data_out = util::AlignedBuffer(out.size());
-    if (!out.empty()) std::memcpy(t.data_out.data(), out.data(), out.size());
-    t.data_out_length = static_cast<std::uint32_t>(out.size());
-    t.expected_data_in_length = 1u << 16;
+    Task t = make_task(cdb, out, 0, port);
     map_.execute(t);
     return t;
   }
