@@ -21,8 +21,8 @@
 #    APTPL and a Write Exclusive - Registrants Only reservation are left for the restart and
 #    the takeover, which must show them, let the registrant write and refuse another host's
 #    write with RESERVATION CONFLICT;
-#  - EXTENDED COPY (LID1, E4h CSCDs with the LUN's NAA) with RECEIVE COPY RESULTS and VPD 8Fh:
-#    run only if REPORT SUPPORTED OPERATION CODES lists them, otherwise a SKIP line says so.
+#  - EXTENDED COPY (LID1, E4h CSCDs with the LUN's NAA) with RECEIVE COPY RESULTS and VPD 8Fh,
+#    and the copied blocks on the node that takes over.
 # Replicated (nodes a 127.0.0.1 and b 127.0.0.2, ports 3620-3622):
 #  - the replay passes against the primary a;
 #  - the standby b answers INQUIRY/VPD 83h with the same NAA, RTPG shows its group standby and
@@ -57,21 +57,18 @@ replay() {
   fi
 }
 
-# skip_flags URL : --skip-xcopy when REPORT SUPPORTED OPERATION CODES does not list EXTENDED
-# COPY, with a SKIP line; persistent reservations and RESERVE(6) must be listed. Sets FLAGS.
+# skip_flags URL : every command family the replay covers must be listed by REPORT SUPPORTED
+# OPERATION CODES (the replay's --skip-* flags are for other targets). Sets FLAGS (empty).
 skip_flags() {
   local probe
   FLAGS=()
   probe=$(timeout 30 "$REPLAY" --initiator "$INITIATOR_IQN" --mode probe "$1" 2>&1) ||
     { bad "REPORT SUPPORTED OPERATION CODES probe failed: $probe"; return 1; }
   echo "  probe: $probe"
-  # Persistent reservations and RESERVE(6) are part of the product: never skipped.
+  # VAAI, persistent reservations and RESERVE(6) are part of the product: never skipped.
   [ "$(field pr "$probe")" = 1 ] || bad "REPORT SUPPORTED OPERATION CODES does not list PERSISTENT RESERVE IN/OUT"
   [ "$(field reserve6 "$probe")" = 1 ] || bad "REPORT SUPPORTED OPERATION CODES does not list RESERVE(6)/RELEASE(6)"
-  if [ "$(field xcopy "$probe")" != 1 ]; then
-    FLAGS+=(--skip-xcopy)
-    echo "SKIP: EXTENDED COPY / RECEIVE COPY RESULTS / VPD 8Fh steps - the target does not list 83h/00h and 84h/03h in REPORT SUPPORTED OPERATION CODES (passing --skip-xcopy)"
-  fi
+  [ "$(field xcopy "$probe")" = 1 ] || bad "REPORT SUPPORTED OPERATION CODES does not list EXTENDED COPY and RECEIVE COPY RESULTS"
 }
 
 naa_of() { echo "$1" | sed -n 's/^naa=\(naa\.[0-9a-f]*\).*/\1/p' | tail -1; }
