@@ -84,11 +84,18 @@ Access ReplicatedVolume::access() const {
   return local_up_to_date_.load() && !detached_.load() ? Access::Standby : Access::Unavailable;
 }
 
+Access ReplicatedVolume::peer_access() const {
+  if (peer_primary_.load()) return Access::Active;
+  return peer_.connected() && !peer_.peer_up_to_date() ? Access::Unavailable : Access::Standby;
+}
+
 std::vector<PortGroup> ReplicatedVolume::port_groups() const {
-  const Access peer = peer_primary_.load() ? Access::Active
-                     : peer_.connected() && !peer_.peer_up_to_date() ? Access::Unavailable
-                                                                      : Access::Standby;
-  return {PortGroup{own_group_, access()}, PortGroup{peer_group_, peer}};
+  return {PortGroup{own_group_, access()}, PortGroup{peer_group_, peer_access()}};
+}
+
+std::uint64_t ReplicatedVolume::port_group_states() const {
+  return std::uint64_t{own_group_} << 48 | std::uint64_t{peer_group_} << 32 |
+         static_cast<std::uint64_t>(access()) << 8 | static_cast<std::uint64_t>(peer_access());
 }
 
 void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t length, const std::function<void()>& work) {

@@ -82,6 +82,7 @@ class ReplicatedVolume final : public Volume {
   std::vector<std::uint8_t> run_forwarded_reservation_command(std::span<const std::uint8_t> request);
   // This node's group and the peer's: the peer's is active when it is known to be primary.
   std::vector<PortGroup> port_groups() const override;
+  std::uint64_t port_group_states() const override;
   void set_port_groups(std::uint16_t own, std::uint16_t peer) {
     own_group_ = own;
     peer_group_ = peer;
@@ -144,6 +145,8 @@ class ReplicatedVolume final : public Volume {
   // The local disk is detached: runs one operation started by `start` on the peer's disk alone
   // and waits for it. EIO when the peer cannot serve or the operation failed there.
   int on_peer_only(const std::function<void(PeerChannel::Done)>& start);
+
+  Access peer_access() const;
 
   Volume& local_;
   PeerChannel& peer_;

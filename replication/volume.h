@@ -103,6 +103,9 @@ class Volume {
   virtual Access access() const { return Access::Active; }
   // The port groups the volume is reachable through, this node's first. Thread-safe.
   virtual std::vector<PortGroup> port_groups() const { return {PortGroup{1, access()}}; }
+  // A number that changes whenever a port group's id or access state does. Read for every
+  // command (to announce ALUA state changes), so an override must not allocate.
+  virtual std::uint64_t port_group_states() const { return static_cast<std::uint64_t>(access()); }
 
  private:
   mutable std::mutex reservations_mutex_;

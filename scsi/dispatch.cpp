@@ -9,14 +9,6 @@
 namespace freevsa::scsi {
 namespace {
 
-// Every port group's id and state in one number, to notice a change cheaply.
-std::uint64_t port_group_states(const replication::Volume& volume) {
-  std::uint64_t states = 0;
-  for (const replication::PortGroup& g : volume.port_groups())
-    states = states * 0x100000001b3ull ^ (std::uint64_t{g.id} << 8 | asymmetric_access_state(g.access));
-  return states;
-}
-
 Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const LunList* luns) {
   const std::uint8_t* cdb = task.cdb.data();
   const Lookup found = lookup_command(cdb);
@@ -28,7 +20,7 @@ Result run_command(Task& task, LogicalUnit* unit, LogicalUnitState* state, const
       return Sense::logical_unit_not_supported();
     }
   } else {
-    state->note_port_group_states(port_group_states(unit->volume()));
+    state->note_port_group_states(unit->volume().port_group_states());
     // SAM-5 5.14: a pending unit attention terminates every command except INQUIRY, REPORT
     // LUNS and REQUEST SENSE (which neither report nor clear it; REQUEST SENSE returns it as
     // its parameter data). Unknown opcodes report it too.

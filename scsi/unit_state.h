@@ -48,9 +48,9 @@ class LogicalUnitState {
 
   std::size_t known_ports() const;
 
-  // ALUA: `states` sums up every port group's access state (see dispatch). When it differs
-  // from the last one seen, every known port gets 2A/06 ASYMMETRIC ACCESS STATE CHANGED, so
-  // that multipath initiators ask REPORT TARGET PORT GROUPS again.
+  // ALUA: `states` sums up every port group's access state (Volume::port_group_states). When
+  // it differs from the last one seen, every known port gets 2A/06 ASYMMETRIC ACCESS STATE
+  // CHANGED, so that multipath initiators ask REPORT TARGET PORT GROUPS again.
   void note_port_group_states(std::uint64_t states);
 
   // EXTENDED COPY operations of this logical unit's copy manager (thread-safe on its own).
