@@ -42,6 +42,20 @@ std::optional<CopyStatus> CopyStatusTable::take(const std::string& port, std::ui
   return status;
 }
 
+void CopyStatusTable::forget_finished(const std::string& port) {
+  std::lock_guard lock(mutex_);
+  const std::deque<Key> finished = finished_order_;
+  for (const Key& key : finished) {
+    if (key.first == port) forget_locked(key);
+  }
+}
+
+void CopyStatusTable::forget_all_finished() {
+  std::lock_guard lock(mutex_);
+  for (const Key& key : finished_order_) statuses_.erase(key);
+  finished_order_.clear();
+}
+
 std::size_t CopyStatusTable::held() const {
   std::lock_guard lock(mutex_);
   return statuses_.size();

@@ -36,6 +36,11 @@ class CopyStatusTable {
   // copy's status is reported once, then forgotten.
   std::optional<CopyStatus> take(const std::string& port, std::uint8_t list_id);
 
+  // Outcomes not yet asked for are dropped with their I_T nexus (`port`) or, with a reset, all
+  // of them (SPC-4 6.18.3: held data does not survive either). Running copies stay counted.
+  void forget_finished(const std::string& port);
+  void forget_all_finished();
+
   std::size_t held() const;
 
  private:

@@ -25,6 +25,7 @@ bool LogicalUnit::write_cache_enabled() const { return state_->write_cache_enabl
 
 void LogicalUnit::reset(const std::string& requesting_port, std::uint8_t ascq) {
   state_->reset(requesting_port, ascq);
+  state_->copies().forget_all_finished();
   reservations_->reset();
 }
 
@@ -32,6 +33,9 @@ void LogicalUnit::nexus_created(const std::string& initiator_port) {
   state_->nexus_created(initiator_port);
 }
 
-void LogicalUnit::nexus_lost(const std::string& initiator_port) { reservations_->nexus_lost(initiator_port); }
+void LogicalUnit::nexus_lost(const std::string& initiator_port) {
+  reservations_->nexus_lost(initiator_port);
+  state_->copies().forget_finished(initiator_port);
+}
 
 }  // namespace freevsa::scsi

@@ -434,6 +434,20 @@ TEST_F(ExtendedCopyTest, CopyStatusReportsAFinishedCopyOnceToItsNexus) {
   expect_sense(receive_copy_results(0x00, 7), 0x05, 0x24, 0x00);
 }
 
+TEST_F(ExtendedCopyTest, HeldCopyStatusEndsWithItsNexusAndWithAReset) {
+  const auto copy = [&] {
+    return xcopy(ParameterList().segment(0xFFFF, 0xFFFF, 1, 0, 1).build(7)).status;
+  };
+  ASSERT_EQ(copy(), Status::Good);
+  map_.nexus_lost("iqn.other,i,0x2");  // someone else's nexus: nothing of ours goes
+  map_.nexus_lost("iqn.init,i,0x1");
+  expect_sense(receive_copy_results(0x00, 7), 0x05, 0x24, 0x00);
+  ASSERT_EQ(copy(), Status::Good);
+  map_.lun_reset(0, "iqn.other,i,0x2");
+  receive_copy_results(0x00, 7);  // the reset's unit attention
+  expect_sense(receive_copy_results(0x00, 7), 0x05, 0x24, 0x00);
+}
+
 TEST_F(ExtendedCopyTest, CopyWithoutListIdentifierLeavesNoStatus) {
   ASSERT_EQ(xcopy(ParameterList().segment(0xFFFF, 0xFFFF, 1, 0, 1).build(0, kNoList)).status, Status::Good);
   expect_sense(receive_copy_results(0x00, 0), 0x05, 0x24, 0x00);
