@@ -178,6 +178,20 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
     return result.get();
   }
   int update_metadata(const std::function<void(Superblock&)>& change);
+  // Runs `work` (disk I/O, digests) on a worker, then `answer(link, result)` on the link's
+  // thread - if the link it was started for is still the current one; a reply to a peer that
+  // reconnected since would answer a request the new link never made.
+  template <typename Work, typename Answer>
+  void on_worker_then_answer(Work work, Answer answer) {
+    std::weak_ptr<PeerConnection> link = link_;
+    workers_.post([self = shared_from_this(), link, work = std::move(work), answer = std::move(answer)]() mutable {
+      auto result = work();
+      boost::asio::post(self->io_, [self, link, result = std::move(result), answer = std::move(answer)]() mutable {
+        auto connection = link.lock();
+        if (connection && connection == self->link_) answer(*connection, std::move(result));
+      });
+    });
+  }
   void become_primary();
   void maybe_resume_primary();
 
@@ -206,6 +220,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   // A PERSISTENT RESERVE OUT from the secondary's port runs here on a worker.
   void on_reservation_command(const peer::FrameHeader& header, const peer::ReservationCommand& command);
   void on_reservation_answer(const peer::FrameHeader& header, const peer::ReservationAnswer& answer);
+  // Reads a range of the local replica (EIO while it is detached) and digests it: worker threads.
+  std::pair<int, peer::Digest> local_digest(std::uint64_t offset, std::uint32_t length, peer::DigestAlgorithm algorithm);
   void ensure_new_generation();
 
   // --- resync and verify (replicator_sync.cpp)

@@ -259,18 +259,16 @@ void Replicator::send_reservation_command(std::span<const std::uint8_t> request,
 
 void Replicator::on_reservation_command(const peer::FrameHeader& header, const peer::ReservationCommand& command) {
   const std::uint64_t id = header.request_id;
-  auto request = std::make_shared<std::vector<std::uint8_t>>(command.request.begin(), command.request.end());
-  std::weak_ptr<PeerConnection> link = link_;
+  std::vector<std::uint8_t> request(command.request.begin(), command.request.end());
   // On a worker: the command stores the new reservations on the peer and waits for that.
-  workers_.post([self = shared_from_this(), request, id, link] {
-    auto answer = std::make_shared<std::vector<std::uint8_t>>(self->volume_->run_forwarded_reservation_command(*request));
-    asio::post(self->io_, [self, answer, id, link] {
-      auto connection = link.lock();
-      if (!connection || connection != self->link_) return;
-      connection->send(peer::ReservationAnswer{*answer}, id);
-      connection->hold_until_sent(answer);
-    });
-  });
+  on_worker_then_answer(
+      [self = shared_from_this(), request = std::move(request)] {
+        return std::make_shared<std::vector<std::uint8_t>>(self->volume_->run_forwarded_reservation_command(request));
+      },
+      [id](PeerConnection& link, std::shared_ptr<std::vector<std::uint8_t>> answer) {
+        link.send(peer::ReservationAnswer{*answer}, id);
+        link.hold_until_sent(std::move(answer));
+      });
 }
 
 void Replicator::on_reservation_answer(const peer::FrameHeader& header, const peer::ReservationAnswer& answer) {

@@ -256,21 +256,22 @@ void Replicator::request_resync_range(std::uint64_t offset, std::uint32_t length
     return;
   }
   // Checksum-based: the source sends the data only when its digest differs from ours.
-  std::weak_ptr<PeerConnection> link = link_;
-  workers_.post([self = shared_from_this(), offset, length, id, link] {
-    util::AlignedBuffer buffer(length);
-    const int error = self->data_.read(offset, buffer.span());
-    const peer::Digest digest = error == 0 ? digest_of(peer::DigestAlgorithm::Sha256, buffer.span()) : peer::Digest{};
-    asio::post(self->io_, [self, offset, length, id, link, error, digest] {
-      auto connection = link.lock();
-      if (!connection || connection != self->link_) return;
-      // An unreadable local range is simply fetched.
-      connection->send(peer::ResyncRequest{offset, length,
-                                           error == 0 ? peer::DigestAlgorithm::Sha256 : peer::DigestAlgorithm::None,
-                                           error == 0 ? digest : peer::Digest{}},
-                       id);
-    });
-  });
+  on_worker_then_answer(
+      [self = shared_from_this(), offset, length] { return self->local_digest(offset, length, peer::DigestAlgorithm::Sha256); },
+      [offset, length, id](PeerConnection& link, std::pair<int, peer::Digest> local) {
+        // An unreadable local range is simply fetched.
+        const bool have = local.first == 0;
+        link.send(peer::ResyncRequest{offset, length, have ? peer::DigestAlgorithm::Sha256 : peer::DigestAlgorithm::None,
+                                      have ? local.second : peer::Digest{}},
+                  id);
+      });
+}
+
+std::pair<int, peer::Digest> Replicator::local_digest(std::uint64_t offset, std::uint32_t length,
+                                                      peer::DigestAlgorithm algorithm) {
+  util::AlignedBuffer buffer(length);
+  const int error = volume_->detached() ? EIO : data_.read(offset, buffer.span());
+  return {error, error == 0 ? digest_of(algorithm, buffer.span()) : peer::Digest{}};
 }
 
 void Replicator::on_resync_data(const peer::FrameHeader& header, const peer::ResyncData& data) {
@@ -334,29 +335,29 @@ void Replicator::finish_sync_target() {
   decision_ = SyncDecision::InSync;
   resync_.reset();
   // Everything fetched must be durable before this replica calls itself UpToDate.
-  std::weak_ptr<PeerConnection> link = link_;
-  workers_.post([self = shared_from_this(), link, source_current, seconds, copied, skipped] {
-    int error = self->data_.flush();
-    if (error == 0) error = self->metadata_.bitmap_store().write_all();
-    asio::post(self->io_, [self, link, source_current, seconds, copied, skipped, error] {
-      auto connection = link.lock();
-      if (!connection || connection != self->link_) return;
-      if (error != 0) {
-        self->drop_link(fmt::format("making the resynced data durable failed: {}", std::strerror(error)),
-                        peer::DisconnectCode::Unspecified);
-        return;
-      }
-      self->update_metadata([source_current](Superblock& sb) {
-        sb.disk_state = DiskState::UpToDate;
-        finish_resync(sb.generations, source_current);
+  on_worker_then_answer(
+      [self = shared_from_this()] {
+        int error = self->data_.flush();
+        if (error == 0) error = self->metadata_.bitmap_store().write_all();
+        return error;
+      },
+      [self = shared_from_this(), source_current, seconds, copied, skipped](PeerConnection&, int error) {
+        if (error != 0) {
+          self->drop_link(fmt::format("making the resynced data durable failed: {}", std::strerror(error)),
+                          peer::DisconnectCode::Unspecified);
+          return;
+        }
+        self->update_metadata([source_current](Superblock& sb) {
+          sb.disk_state = DiskState::UpToDate;
+          finish_resync(sb.generations, source_current);
+        });
+        const auto rate = static_cast<std::uint64_t>(seconds > 0 ? static_cast<double>(copied) / seconds : 0);
+        util::log_info("{}: resync from {} finished: {} copied, {} found identical, in {:.1f} s ({}/s)",
+                       self->settings_.volume_name, self->settings_.peer_name, human_bytes(copied),
+                       human_bytes(skipped), seconds, human_bytes(rate));
+        self->send_state("resync finished");
+        self->maybe_resume_primary();
       });
-      util::log_info("{}: resync from {} finished: {} copied, {} found identical, in {:.1f} s ({}/s)",
-                     self->settings_.volume_name, self->settings_.peer_name, human_bytes(copied), human_bytes(skipped),
-                     seconds, human_bytes(static_cast<std::uint64_t>(seconds > 0 ? static_cast<double>(copied) / seconds : 0)));
-      self->send_state("resync finished");
-      self->maybe_resume_primary();
-    });
-  });
 }
 
 // ---- sync source
@@ -464,9 +465,7 @@ void Replicator::pump_verify() {
     verify_->outstanding.emplace(id, VerifyRun::Range{offset, length, std::nullopt, std::nullopt, false});
     link_->send(peer::ChecksumRequest{offset, length, settings_.verify_algorithm}, id);
     workers_.post([self = shared_from_this(), offset, length, id, algorithm = settings_.verify_algorithm] {
-      util::AlignedBuffer buffer(length);
-      const int error = self->data_.read(offset, buffer.span());
-      const peer::Digest digest = digest_of(algorithm, buffer.span());
+      const auto [error, digest] = self->local_digest(offset, length, algorithm);
       asio::post(self->io_, [self, id, error, digest] {
         if (!self->verify_) return;
         auto it = self->verify_->outstanding.find(id);
@@ -489,17 +488,11 @@ void Replicator::on_checksum_request(const peer::FrameHeader& header, const peer
     verify_ = std::make_unique<VerifyRun>();  // answering: VerifyTarget until VerifyDone
   }
   const std::uint64_t id = header.request_id;
-  std::weak_ptr<PeerConnection> link = link_;
-  workers_.post([self = shared_from_this(), request, id, link] {
-    util::AlignedBuffer buffer(request.length);
-    const int error = self->volume_->detached() ? EIO : self->data_.read(request.offset, buffer.span());
-    const peer::Digest digest = error == 0 ? digest_of(request.algorithm, buffer.span()) : peer::Digest{};
-    asio::post(self->io_, [self, request, id, link, error, digest] {
-      auto connection = link.lock();
-      if (!connection || connection != self->link_) return;
-      connection->send(peer::ChecksumReply{request.offset, request.length, request.algorithm, error, digest}, id);
-    });
-  });
+  on_worker_then_answer(
+      [self = shared_from_this(), request] { return self->local_digest(request.offset, request.length, request.algorithm); },
+      [request, id](PeerConnection& link, std::pair<int, peer::Digest> local) {
+        link.send(peer::ChecksumReply{request.offset, request.length, request.algorithm, local.first, local.second}, id);
+      });
 }
 
 void Replicator::on_checksum_reply(const peer::FrameHeader& header, const peer::ChecksumReply& reply) {
