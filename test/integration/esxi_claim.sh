@@ -30,7 +30,9 @@
 #  - after demote a / promote b: b reports the same NAA, its group active/optimized, the
 #    heartbeat block holds the last image a wrote (also in b's backing file), the heartbeat
 #    goes on through b from that image, the unmapped range reads as zeroes on b; a is now the
-#    standby path with the same answers; the replicas stay identical.
+#    standby path with the same answers; the replicas stay identical;
+#  - b is killed (SIGKILL) and a promoted by hand: a serves the same reservation, the copied
+#    and unmapped blocks, and the heartbeat goes on from the last image b wrote.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -125,8 +127,14 @@ replay "a, now the standby path: same NAA, standby in RTPG, media commands 02/04
 check "the replicas are identical after the takeover" replicas_identical
 check "a's disk holds the last heartbeat image b wrote" \
   [ "$(block_of "$(backing_file a)" $HB_LBA)" = "$(od -An -v -tx1 "$IT_TMP/ats-b.img" | tr -d ' \n')" ]
-check "a stops on SIGTERM" node_stop a
-check "b stops on SIGTERM" node_stop b
 check "no node logged an error" not grep -E " ERROR " "$IT_TMP/a.log" "$IT_TMP/b.log"
+
+# The primary crashes: the standby, promoted by hand, holds the same reservations and locks.
+node_kill b
+check "a notices b is gone" wait_for a "p['connection']" Connecting 15
+check "promote a without --force (its disk is UpToDate)" node_cmd a promote "$C_VOLUME"
+replay "a after b crashed: same NAA, AO, the reservation b served, ATS goes on from b's last image" \
+  --mode takeover "${FLAGS[@]}" --expect-naa "$NAA" --ats-image "$IT_TMP/ats-b.img" "$(iscsi_url a)"
+check "a stops on SIGTERM" node_stop a
 log "esxi_claim took $((SECONDS - t0)) s"
 it_finish
