@@ -60,7 +60,7 @@ namespace {
 
 // Common checks for commands that transfer or verify logical blocks.
 Result check_media_request(const Geometry& g, const BlockRequest& r) {
-  // No protection information: any RDPROTECT/WRPROTECT/VRPROTECT is an invalid field.
+  // No protection information: any RDPROTECT/WRPROTECT/VRPROTECT/ORPROTECT is an invalid field.
   if (r.protect != 0) return Sense::invalid_field_in_cdb(1, 7);
   if (r.blocks > max_transfer_blocks(g.block_size)) {
     return Sense::invalid_field_in_cdb(r.length_offset);
@@ -143,20 +143,26 @@ Result handle_read(CommandContext& ctx) {
   return good();
 }
 
+Result writable_data_out(CommandContext& ctx, const BlockRequest& r, std::uint64_t& usable) {
+  Task& task = ctx.task;
+  const Geometry g = geometry(ctx);
+  const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
+  usable = 0;
+  task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
+  if (Result res = check_media_request(g, r); !res.ok()) return res;
+  if (r.blocks == 0) return good();
+  return usable_data_out(task, bytes, g.block_size, usable);
+}
+
 namespace {
-// What WRITE and WRITE AND VERIFY share: the range check, the Data-Out that arrived, the write.
+// What WRITE and WRITE AND VERIFY share: the checks, the Data-Out that arrived, the write.
 // `written` is how many bytes reached the volume (0 when there was nothing to write).
 Result write_request(CommandContext& ctx, const BlockRequest& r, bool fua, std::uint64_t& written) {
   Task& task = ctx.task;
   const Geometry g = geometry(ctx);
-  const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
   written = 0;
-  task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
-  if (Result res = check_media_request(g, r); !res.ok()) return res;
-  if (r.blocks == 0) return good();
   std::uint64_t usable = 0;
-  if (Result res = usable_data_out(task, bytes, g.block_size, usable); !res.ok()) return res;
-  if (usable == 0) return good();
+  if (Result res = writable_data_out(ctx, r, usable); !res.ok() || usable == 0) return res;
   std::span<const std::uint8_t> src(task.data_out.data(), static_cast<std::size_t>(usable));
   const auto guard = ctx.unit->lock_blocks(r.lba * g.block_size, usable);
   if (int e = ctx.unit->volume().write(r.lba * g.block_size, src, fua); e != 0) return write_error_sense(e);
