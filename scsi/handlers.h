@@ -95,6 +95,7 @@ Result handle_prefetch(CommandContext& ctx);
 Result handle_synchronize_cache(CommandContext& ctx);
 Result handle_start_stop_unit(CommandContext& ctx);
 Result handle_prevent_allow_medium_removal(CommandContext& ctx);
+Result handle_read_defect_data(CommandContext& ctx);
 // Thin provisioning (provisioning_commands.cpp)
 Result handle_write_same(CommandContext& ctx);
 Result handle_unmap(CommandContext& ctx);

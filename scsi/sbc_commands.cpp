@@ -1,6 +1,6 @@
 // SBC-3 block commands. Each family (READ, WRITE, WRITE AND VERIFY, VERIFY, PRE-FETCH,
 // SYNCHRONIZE CACHE) has one handler for all CDB sizes; decode_block_request turns the CDB
-// into a BlockRequest first.
+// into a BlockRequest first. READ DEFECT DATA(10/12) share one handler too.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -259,6 +259,22 @@ Result handle_start_stop_unit(CommandContext& ctx) {
 Result handle_prevent_allow_medium_removal(CommandContext& ctx) {
   if (ctx.task.cdb[4] & 0x02) return Sense::invalid_field_in_cdb(4, 1);
   return good();
+}
+
+// READ DEFECT DATA(10/12) (SBC-4 5.14, 5.15): a volume has no medium defects, so both lists
+// are empty. The header answers what was asked: PLISTV/GLISTV as REQ_PLIST/REQ_GLIST (the list
+// asked for is there, with nothing in it), the requested DEFECT LIST FORMAT (an empty list is
+// valid in each of them; 111b is reserved) and a DEFECT LIST LENGTH of 0. The (12) header is
+// eight bytes, its GENERATION CODE 0 (not supported); its ADDRESS DESCRIPTOR INDEX points past
+// an empty list whatever its value, which leaves just the header to return.
+Result handle_read_defect_data(CommandContext& ctx) {
+  const std::uint8_t* cdb = ctx.task.cdb.data();
+  const bool twelve = ctx.info.cdb_length == 12;
+  const std::uint8_t request_byte = twelve ? 1 : 2;
+  const std::uint8_t request = cdb[request_byte] & 0x1F;
+  if ((request & 0x07) == 0x07) return Sense::invalid_field_in_cdb(request_byte, 2);
+  const std::uint8_t header[8] = {0, request};
+  return send_data_in(ctx.task, std::span(header, twelve ? 8 : 4), allocation_length(cdb));
 }
 
 }  // namespace freevsa::scsi

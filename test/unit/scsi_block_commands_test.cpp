@@ -1,5 +1,5 @@
-// Block commands beside the READ/WRITE family - ORWRITE(16) - against a MemoryVolume, through
-// LunMap::execute as the transport calls it.
+// Block commands beside the READ/WRITE family - ORWRITE(16), READ DEFECT DATA(10/12) - against
+// a MemoryVolume, through LunMap::execute as the transport calls it.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -43,6 +43,25 @@ std::vector<std::uint8_t> compare_and_write(std::uint64_t lba, std::uint8_t bloc
   c[13] = blocks;
   return c;
 }
+
+std::vector<std::uint8_t> read_defect_data10(std::uint8_t request, std::uint16_t allocation_length) {
+  std::vector<std::uint8_t> c(10, 0);
+  c[0] = 0x37;
+  c[2] = request;
+  util::put_be16(&c[7], allocation_length);
+  return c;
+}
+std::vector<std::uint8_t> read_defect_data12(std::uint8_t request, std::uint32_t index,
+                                             std::uint32_t allocation_length) {
+  std::vector<std::uint8_t> c(12, 0);
+  c[0] = 0xB7;
+  c[1] = request;
+  util::put_be32(&c[2], index);
+  util::put_be32(&c[6], allocation_length);
+  return c;
+}
+constexpr std::uint8_t kReqPlist = 0x10;
+constexpr std::uint8_t kReqGlist = 0x08;
 
 // PERSISTENT RESERVE OUT with a 24-byte parameter list: the reservation key, then the service
 // action reservation key.
@@ -221,16 +240,47 @@ TEST_F(BlockCommandTest, OrWriteIsAtomicAgainstConcurrentCompareAndWrite) {
   for (std::size_t b = 0; b < kOrThreads * kBitsEach / 8; ++b) EXPECT_EQ(block[kFirstBitByte + b], 0xFF) << b;
 }
 
-// Under a Write Exclusive reservation another initiator may still read, but ORWRITE is a write.
-TEST_F(BlockCommandTest, ReservationsTakeOrWriteAsAWrite) {
+// Under a Write Exclusive reservation another initiator may still read, READ DEFECT DATA
+// included, but ORWRITE is a write.
+TEST_F(BlockCommandTest, ReservationsTakeOrWriteAsAWriteAndReadDefectDataAsARead) {
   const std::string holder = "iqn.a,i,0x1", other = "iqn.b,i,0x1";
   ASSERT_EQ(run(persistent_reserve_out(0x00, 0), keys(0, 0xAB), holder).status, Status::Good);  // REGISTER
   ASSERT_EQ(run(persistent_reserve_out(0x01, 0x01), keys(0xAB, 0), holder).status, Status::Good);  // RESERVE
   const std::vector<std::uint8_t> ones(kBlockSize, 0xFF);
   EXPECT_EQ(run(orwrite(0, 1), ones, other).status, Status::ReservationConflict);
+  EXPECT_EQ(run(read_defect_data10(0, 32), {}, other).status, Status::Good);
+  EXPECT_EQ(run(read_defect_data12(0, 0, 32), {}, other).status, Status::Good);
   EXPECT_EQ(read_blocks(0, 1), std::vector<std::uint8_t>(kBlockSize, 0));
   EXPECT_EQ(run(orwrite(0, 1), ones, holder).status, Status::Good);
   EXPECT_EQ(read_blocks(0, 1), ones);
+}
+
+// ------------------------------------------------------------------------------ READ DEFECT DATA
+
+TEST_F(BlockCommandTest, ReadDefectData10AnswersAnEmptyListInTheRequestedFormat) {
+  EXPECT_EQ(data_in(run(read_defect_data10(0, 32))), (std::vector<std::uint8_t>{0, 0x00, 0, 0}));
+  EXPECT_EQ(data_in(run(read_defect_data10(kReqPlist | kReqGlist | 0x05, 32))),
+            (std::vector<std::uint8_t>{0, 0x1D, 0, 0}));
+  EXPECT_EQ(data_in(run(read_defect_data10(kReqGlist | 0x03, 32))), (std::vector<std::uint8_t>{0, 0x0B, 0, 0}));
+}
+
+TEST_F(BlockCommandTest, ReadDefectData12AnswersAnEightByteHeaderWhateverTheIndex) {
+  EXPECT_EQ(data_in(run(read_defect_data12(0, 0, 32))), std::vector<std::uint8_t>(8, 0));
+  EXPECT_EQ(data_in(run(read_defect_data12(kReqPlist | 0x04, 7, 32))),
+            (std::vector<std::uint8_t>{0, 0x14, 0, 0, 0, 0, 0, 0}));
+}
+
+TEST_F(BlockCommandTest, ReadDefectDataHonoursTheAllocationLength) {
+  EXPECT_EQ(data_in(run(read_defect_data10(kReqPlist, 2))), (std::vector<std::uint8_t>{0, 0x10}));
+  EXPECT_EQ(data_in(run(read_defect_data12(kReqGlist, 0, 5))), (std::vector<std::uint8_t>{0, 0x08, 0, 0, 0}));
+  const Task t = run(read_defect_data10(0, 0));
+  EXPECT_EQ(t.status, Status::Good);
+  EXPECT_EQ(t.data_in_length, 0u);
+}
+
+TEST_F(BlockCommandTest, ReadDefectDataReservedFormatIsAnInvalidField) {
+  expect_invalid_cdb_field(run(read_defect_data10(0x07, 32)), 2, 2);
+  expect_invalid_cdb_field(run(read_defect_data12(0x07, 0, 32)), 1, 2);
 }
 
 }  // namespace
