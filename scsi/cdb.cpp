@@ -46,6 +46,7 @@ std::uint32_t allocation_length(const std::uint8_t* cdb) {
       return cdb[4];
     case 0x12:  // INQUIRY
       return util::get_be16(cdb + 3);
+    case 0x37:  // READ DEFECT DATA(10)
     case 0x5A:  // MODE SENSE(10)
     case 0x5E:  // PERSISTENT RESERVE IN
       return util::get_be16(cdb + 7);
@@ -53,6 +54,7 @@ std::uint32_t allocation_length(const std::uint8_t* cdb) {
       return util::get_be32(cdb + 10);
     case 0xA0:  // REPORT LUNS
     case 0xA3:  // MAINTENANCE IN
+    case 0xB7:  // READ DEFECT DATA(12)
       return util::get_be32(cdb + 6);
     default:
       return 0;

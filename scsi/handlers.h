@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "scsi/cdb.h"
 #include "scsi/command_table.h"
 #include "scsi/logical_unit.h"
 #include "scsi/sense.h"
@@ -67,6 +68,9 @@ Result send_data_in(Task& task, std::span<const std::uint8_t> data, std::uint32_
 Result require_data_out(Task& task, std::uint64_t bytes);
 // For writes: how much of `bytes` can be written given the Data-Out that arrived (whole blocks).
 Result usable_data_out(Task& task, std::uint64_t bytes, std::uint32_t block_size, std::uint64_t& usable);
+// What every write of a BlockRequest checks first: protection, transfer length and range,
+// then the Data-Out that arrived. `usable` is how many bytes there are to write (0: nothing).
+Result writable_data_out(CommandContext& ctx, const BlockRequest& r, std::uint64_t& usable);
 // Volume errno -> sense (documented in sbc_commands.cpp).
 Sense read_error_sense(int error);
 Sense write_error_sense(int error);
@@ -91,12 +95,15 @@ Result handle_prefetch(CommandContext& ctx);
 Result handle_synchronize_cache(CommandContext& ctx);
 Result handle_start_stop_unit(CommandContext& ctx);
 Result handle_prevent_allow_medium_removal(CommandContext& ctx);
+Result handle_read_defect_data(CommandContext& ctx);
 // Thin provisioning (provisioning_commands.cpp)
 Result handle_write_same(CommandContext& ctx);
 Result handle_unmap(CommandContext& ctx);
 Result handle_get_lba_status(CommandContext& ctx);
 // compare_and_write.cpp
 Result handle_compare_and_write(CommandContext& ctx);
+// or_write.cpp
+Result handle_orwrite(CommandContext& ctx);
 // reservation_commands.cpp
 Result handle_persistent_reserve_in(CommandContext& ctx);
 Result handle_persistent_reserve_out(CommandContext& ctx);

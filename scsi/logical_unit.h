@@ -48,7 +48,8 @@ class LogicalUnit {
 
   replication::Volume& volume() { return volume_; }
   // Every command that changes blocks holds their range here while it does: COMPARE AND WRITE
-  // is then atomic against every other write to its blocks (VMFS locks depend on it).
+  // and ORWRITE are then atomic against every other write to their blocks (VMFS locks depend
+  // on the former).
   replication::IntervalLock::Guard lock_blocks(std::uint64_t offset, std::uint64_t length) {
     return block_lock_.lock(offset, length);
   }

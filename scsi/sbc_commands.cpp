@@ -1,6 +1,6 @@
 // SBC-3 block commands. Each family (READ, WRITE, WRITE AND VERIFY, VERIFY, PRE-FETCH,
 // SYNCHRONIZE CACHE) has one handler for all CDB sizes; decode_block_request turns the CDB
-// into a BlockRequest first.
+// into a BlockRequest first. READ DEFECT DATA(10/12) share one handler too.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -60,7 +60,7 @@ namespace {
 
 // Common checks for commands that transfer or verify logical blocks.
 Result check_media_request(const Geometry& g, const BlockRequest& r) {
-  // No protection information: any RDPROTECT/WRPROTECT/VRPROTECT is an invalid field.
+  // No protection information: any RDPROTECT/WRPROTECT/VRPROTECT/ORPROTECT is an invalid field.
   if (r.protect != 0) return Sense::invalid_field_in_cdb(1, 7);
   if (r.blocks > max_transfer_blocks(g.block_size)) {
     return Sense::invalid_field_in_cdb(r.length_offset);
@@ -143,20 +143,26 @@ Result handle_read(CommandContext& ctx) {
   return good();
 }
 
+Result writable_data_out(CommandContext& ctx, const BlockRequest& r, std::uint64_t& usable) {
+  Task& task = ctx.task;
+  const Geometry g = geometry(ctx);
+  const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
+  usable = 0;
+  task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
+  if (Result res = check_media_request(g, r); !res.ok()) return res;
+  if (r.blocks == 0) return good();
+  return usable_data_out(task, bytes, g.block_size, usable);
+}
+
 namespace {
-// What WRITE and WRITE AND VERIFY share: the range check, the Data-Out that arrived, the write.
+// What WRITE and WRITE AND VERIFY share: the checks, the Data-Out that arrived, the write.
 // `written` is how many bytes reached the volume (0 when there was nothing to write).
 Result write_request(CommandContext& ctx, const BlockRequest& r, bool fua, std::uint64_t& written) {
   Task& task = ctx.task;
   const Geometry g = geometry(ctx);
-  const std::uint64_t bytes = std::uint64_t{r.blocks} * g.block_size;
   written = 0;
-  task.data_out_needed = static_cast<std::uint32_t>(std::min<std::uint64_t>(bytes, UINT32_MAX));
-  if (Result res = check_media_request(g, r); !res.ok()) return res;
-  if (r.blocks == 0) return good();
   std::uint64_t usable = 0;
-  if (Result res = usable_data_out(task, bytes, g.block_size, usable); !res.ok()) return res;
-  if (usable == 0) return good();
+  if (Result res = writable_data_out(ctx, r, usable); !res.ok() || usable == 0) return res;
   std::span<const std::uint8_t> src(task.data_out.data(), static_cast<std::size_t>(usable));
   const auto guard = ctx.unit->lock_blocks(r.lba * g.block_size, usable);
   if (int e = ctx.unit->volume().write(r.lba * g.block_size, src, fua); e != 0) return write_error_sense(e);
@@ -253,6 +259,22 @@ Result handle_start_stop_unit(CommandContext& ctx) {
 Result handle_prevent_allow_medium_removal(CommandContext& ctx) {
   if (ctx.task.cdb[4] & 0x02) return Sense::invalid_field_in_cdb(4, 1);
   return good();
+}
+
+// READ DEFECT DATA(10/12) (SBC-4 5.14, 5.15): a volume has no medium defects, so both lists
+// are empty. The header answers what was asked: PLISTV/GLISTV as REQ_PLIST/REQ_GLIST (the list
+// asked for is there, with nothing in it), the requested DEFECT LIST FORMAT (an empty list is
+// valid in each of them; 111b is reserved) and a DEFECT LIST LENGTH of 0. The (12) header is
+// eight bytes, its GENERATION CODE 0 (not supported); its ADDRESS DESCRIPTOR INDEX points past
+// an empty list whatever its value, which leaves just the header to return.
+Result handle_read_defect_data(CommandContext& ctx) {
+  const std::uint8_t* cdb = ctx.task.cdb.data();
+  const bool twelve = ctx.info.cdb_length == 12;
+  const std::uint8_t request_byte = twelve ? 1 : 2;
+  const std::uint8_t request = cdb[request_byte] & 0x1F;
+  if ((request & 0x07) == 0x07) return Sense::invalid_field_in_cdb(request_byte, 2);
+  const std::uint8_t header[8] = {0, request};
+  return send_data_in(ctx.task, std::span(header, twelve ? 8 : 4), allocation_length(cdb));
 }
 
 }  // namespace freevsa::scsi

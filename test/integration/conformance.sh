@@ -27,7 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 it_init conformance
 need_cmd iscsi-test-cu libiscsi-bin || exit 2
 
-REQUIRED=CompareAndWrite,ExtendedCopy,Inquiry,Mandatory,ModeSense6,MultipathIO,NoMedia,PreventAllow,Prefetch10,Prefetch16,PrinReadKeys,PrinReportCapabilities,PrinServiceactionRange,ProutClear,ProutPreempt,ProutRegister,ProutReserve,Reserve6,Read6,Read10,Read12,Read16,ReadCapacity10,ReadCapacity16,ReceiveCopyResults,ReportSupportedOpcodes,StartStopUnit,TestUnitReady,Unmap,Verify10,Verify12,Verify16,Write10,Write12,Write16,WriteSame10,WriteSame16,WriteVerify10,WriteVerify12,WriteVerify16,iSCSIcmdsn,iSCSIdatasn,iSCSIResiduals,iSCSITMF
+REQUIRED=CompareAndWrite,ExtendedCopy,Inquiry,Mandatory,ModeSense6,MultipathIO,NoMedia,OrWrite,PreventAllow,Prefetch10,Prefetch16,PrinReadKeys,PrinReportCapabilities,PrinServiceactionRange,ProutClear,ProutPreempt,ProutRegister,ProutReserve,Reserve6,Read6,Read10,Read12,Read16,ReadCapacity10,ReadCapacity16,ReadDefectData10,ReadDefectData12,ReceiveCopyResults,ReportSupportedOpcodes,StartStopUnit,TestUnitReady,Unmap,Verify10,Verify12,Verify16,Write10,Write12,Write16,WriteSame10,WriteSame16,WriteVerify10,WriteVerify12,WriteVerify16,iSCSIcmdsn,iSCSIdatasn,iSCSIResiduals,iSCSITMF
 TESTS=${CONFORMANCE_TESTS:-ALL}
 SUITE_TIMEOUT=${CONFORMANCE_TIMEOUT:-1200}
 LOG_DIR=${CONFORMANCE_LOG_DIR:-$REPO_ROOT/build/conformance}

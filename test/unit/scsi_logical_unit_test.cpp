@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "replication/memory_volume.h"
 #include "scsi/command_table.h"
 #include "scsi/lun_map.h"
+#include "test/unit/scsi_slow_volume.h"
 #include "test/unit/scsi_task_support.h"
 #include "util/endian.h"
 
@@ -42,29 +42,6 @@ class HugeVolume final : public replication::Volume {
  private:
   std::uint64_t size_;
   std::string name_ = "huge";
-};
-
-// A volume whose reads and writes take a while: it widens the window between a COMPARE AND
-// WRITE's read and its write, where a concurrent write could slip in if nothing held the blocks.
-class SlowReadVolume final : public replication::Volume {
- public:
-  explicit SlowReadVolume(replication::Volume& inner) : inner_(inner) {}
-  std::uint64_t size_bytes() const override { return inner_.size_bytes(); }
-  std::uint32_t block_size() const override { return inner_.block_size(); }
-  const std::string& name() const override { return inner_.name(); }
-  int read(std::uint64_t offset, std::span<std::uint8_t> dst) override {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-    return inner_.read(offset, dst);
-  }
-  int write(std::uint64_t offset, std::span<const std::uint8_t> src, bool fua) override {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-    return inner_.write(offset, src, fua);
-  }
-  int flush() override { return inner_.flush(); }
-  int discard(std::uint64_t offset, std::uint64_t length) override { return inner_.discard(offset, length); }
-
- private:
-  replication::Volume& inner_;
 };
 
 class ScsiTest : public ::testing::Test {
