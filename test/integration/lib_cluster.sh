@@ -7,13 +7,19 @@
 #                                  both addresses; files under $IT_TMP/data/{a,b}
 #   cluster_config NODE [KEY=VALUE...]  writes $IT_TMP/NODE.yaml, the file NODE runs with;
 #                                  keys: SIZE PROTOCOL SECRET CLUSTER RESYNC_RATE CHECKSUM
-#                                  VERIFY_RATE BLOCK (defaults below), TLS=DIR (TLS on the peer
-#                                  link with DIR/ca.crt and DIR/{a,b}.{crt,key}), METADATA=external
-#                                  (metadata in data/NODE/vol0.meta instead of the backing file). Both nodes normally get the
-#                                  same values; tests of mismatches give one node others.
+#                                  VERIFY_RATE BLOCK PING_INTERVAL PEER_TIMEOUT (defaults below),
+#                                  TLS=DIR (TLS on the peer link with DIR/ca.crt and
+#                                  DIR/{a,b}.{crt,key}), METADATA=external (metadata in
+#                                  data/NODE/vol0.meta instead of the backing file), DIRECT_IO
+#                                  NETWORK_THREADS WORKER_THREADS (unset: the daemon's defaults).
+#                                  Both nodes normally get the same values; tests of mismatches
+#                                  give one node others.
 #   node_start NODE                serve NODE in the background (log $IT_TMP/NODE.log); with
 #                                  FSIZE_LIMIT_KB set, under `ulimit -f` (writes past that offset
-#                                  of any file fail with EFBIG: a disk that fails there)
+#                                  of any file fail with EFBIG: a disk that fails there); returns
+#                                  once NODE's control endpoint answers
+#   node_spawn NODE                node_start without that wait, for timing a node from the
+#                                  moment its process starts
 #   node_kill NODE                 SIGKILL, reaped
 #   node_stop NODE                 SIGTERM; returns 1 if it had to be killed
 #   node_cmd NODE CMD [ARGS...]    freevsa CMD ARGS --config NODE.yaml --node NODE
@@ -58,9 +64,11 @@ cluster_config() {  # cluster_config NODE [KEY=VALUE...]
   local node=$1; shift
   local SIZE=256M PROTOCOL=C SECRET=integration-test-secret-0123456789 CLUSTER=itcluster
   local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 TLS= METADATA=internal kv tls=
+  local PING_INTERVAL=200ms PEER_TIMEOUT=1s DIRECT_IO='' NETWORK_THREADS='' WORKER_THREADS=''
   for kv in "$@"; do
     case ${kv%%=*} in
-    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS | METADATA) local "$kv" ;;
+    SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS | METADATA | \
+      PING_INTERVAL | PEER_TIMEOUT | DIRECT_IO | NETWORK_THREADS | WORKER_THREADS) local "$kv" ;;
     *) echo "cluster_config: unknown setting $kv" >&2; return 2 ;;
     esac
   done
@@ -77,7 +85,7 @@ cluster:
   name: $CLUSTER
   secret: $SECRET
   initial_primary: a
-  keepalive: {ping_interval: 200ms, timeout: 1s}$tls
+  keepalive: {ping_interval: $PING_INTERVAL, timeout: $PEER_TIMEOUT}$tls
 nodes:
   - name: a
     id: 1
@@ -92,7 +100,8 @@ nodes:
 volumes:
   - name: $C_VOLUME
     size: $SIZE
-    block_size: $BLOCK
+    block_size: $BLOCK${DIRECT_IO:+
+    direct_io: $DIRECT_IO}
     protocol: $PROTOCOL
     target: $C_IQN
     lun: 0
@@ -101,7 +110,9 @@ volumes:
     resync: {rate: $RESYNC_RATE, checksum: $CHECKSUM}
     verify: {rate: $VERIFY_RATE}
 iscsi: {max_recv_data_segment_length: 262144}
-log_level: ${FREEVSA_LOG_LEVEL:-info}
+log_level: ${FREEVSA_LOG_LEVEL:-info}${NETWORK_THREADS:+
+network_threads: $NETWORK_THREADS}${WORKER_THREADS:+
+worker_threads: $WORKER_THREADS}
 EOF
 }
 
@@ -109,7 +120,7 @@ backing_file() { echo "$IT_TMP/data/$1/$C_VOLUME.img"; }
 portal() { echo "${NODE_ADDR[$1]}:$C_ISCSI_PORT"; }
 iscsi_url() { echo "iscsi://$(portal "$1")/$C_IQN/0"; }
 
-node_start() {  # node_start NODE
+node_spawn() {  # node_spawn NODE : node_start without waiting for the control endpoint
   local node=$1
   (
     cd "$IT_TMP" || exit 2
@@ -118,6 +129,11 @@ node_start() {  # node_start NODE
   ) &
   NODE_PID[$node]=$!
   IT_PIDS+=("freevsa:${NODE_PID[$node]}:$node")
+}
+
+node_start() {  # node_start NODE
+  local node=$1
+  node_spawn "$node"
   if ! wait_port "${NODE_ADDR[$node]}" "$C_CTL_PORT" 20; then
     echo "node $node did not open its control endpoint within 20 s; log:" >&2
     tail -20 "$IT_TMP/$node.log" >&2
