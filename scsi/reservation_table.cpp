@@ -6,7 +6,8 @@
 
 namespace freevsa::scsi {
 
-ReservationTable::ReservationTable(replication::Volume& volume) : volume_(volume) {
+ReservationTable::ReservationTable(replication::Volume& volume)
+    : volume_(volume), local_port_(volume.port_groups().front().id) {
   records_seen_ = volume_.reservations_received();
   PersistentReservations stored;
   if (!stored.decode(volume_.stored_reservations())) {
@@ -18,7 +19,6 @@ ReservationTable::ReservationTable(replication::Volume& volume) : volume_(volume
   publish_locked();
 }
 
-std::uint16_t ReservationTable::local_port() const { return volume_.port_groups().front().id; }
 
 std::vector<std::uint16_t> ReservationTable::all_target_ports() const {
   std::vector<std::uint16_t> ports;

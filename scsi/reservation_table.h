@@ -30,7 +30,7 @@ class ReservationTable {
   explicit ReservationTable(replication::Volume& volume);
 
   // This node's target port, and the I_T nexus of a command from `initiator` through it.
-  std::uint16_t local_port() const;
+  std::uint16_t local_port() const { return local_port_; }
   Nexus nexus(const std::string& initiator) const { return Nexus{initiator, local_port()}; }
   // The target ports a registration with ALL_TG_PT covers: one per node exporting the volume.
   std::vector<std::uint16_t> all_target_ports() const;
@@ -62,6 +62,7 @@ class ReservationTable {
   void publish_locked();
 
   replication::Volume& volume_;
+  const std::uint16_t local_port_;  // a node's port group never changes while it runs
   std::mutex update_mutex_;  // serialises updates, held across the store
   std::mutex mutex_;         // guards the fields below
   PersistentReservations state_;
