@@ -140,7 +140,7 @@ void encode_superblock(const Superblock& sb, std::span<std::uint8_t, kMetadataBl
   util::put_be64(p + kMetadataSizeAt, sb.metadata_size);
   const std::size_t reservations = std::min(sb.reservations.size(), kMaxReservationRecordBytes);
   util::put_be32(p + kReservationsAt, static_cast<std::uint32_t>(reservations));
-  std::memcpy(p + kReservationsAt + 4, sb.reservations.data(), reservations);
+  std::copy_n(sb.reservations.begin(), reservations, p + kReservationsAt + 4);
   util::put_be32(p + kChecksumAt, util::crc32c({p, kChecksumAt}));
 }
 

@@ -465,7 +465,9 @@ void Replicator::pump_verify() {
     verify_->outstanding.emplace(id, VerifyRun::Range{offset, length, std::nullopt, std::nullopt, false});
     link_->send(peer::ChecksumRequest{offset, length, settings_.verify_algorithm}, id);
     workers_.post([self = shared_from_this(), offset, length, id, algorithm = settings_.verify_algorithm] {
-      const auto [error, digest] = self->local_digest(offset, length, algorithm);
+      const std::pair<int, peer::Digest> local = self->local_digest(offset, length, algorithm);
+      const int error = local.first;
+      const peer::Digest digest = local.second;
       asio::post(self->io_, [self, id, error, digest] {
         if (!self->verify_) return;
         auto it = self->verify_->outstanding.find(id);

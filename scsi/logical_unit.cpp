@@ -10,12 +10,23 @@ LogicalUnit::LogicalUnit(replication::Volume& volume, LunIdentity identity)
     : volume_(volume),
       identity_(std::move(identity)),
       state_(std::make_unique<LogicalUnitState>()),
-      reservations_(std::make_unique<ReservationTable>(volume)) {
+      reservations_(std::make_unique<ReservationTable>(volume)),
+      forward_target_(std::make_shared<ForwardTarget>()) {
+  forward_target_->unit = this;
   volume_.set_reservation_command_runner(
-      [this](std::span<const std::uint8_t> request) { return run_forwarded_persistent_reserve_out(*this, *state_, request); });
+      [target = forward_target_](std::span<const std::uint8_t> request) -> std::vector<std::uint8_t> {
+        std::lock_guard lock(target->mutex);
+        if (target->unit == nullptr) return {};  // gone: not served here
+        return run_forwarded_persistent_reserve_out(*target->unit, *target->unit->state_, request);
+      });
 }
 
-LogicalUnit::~LogicalUnit() { volume_.set_reservation_command_runner(nullptr); }
+// The runner stays with the volume, which may go before or after this unit: it is only told
+// that this unit is gone (and a forwarded command still running is waited for).
+LogicalUnit::~LogicalUnit() {
+  std::lock_guard lock(forward_target_->mutex);
+  forward_target_->unit = nullptr;
+}
 
 void LogicalUnit::execute(Task& task) { run(task, nullptr); }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "replication/interval_lock.h"
@@ -67,6 +68,13 @@ class LogicalUnit {
   LunIdentity identity_;
   std::unique_ptr<LogicalUnitState> state_;
   std::unique_ptr<ReservationTable> reservations_;
+  // Where PERSISTENT RESERVE OUT commands forwarded from a standby port run (the volume's
+  // runner holds it); null once this unit is gone.
+  struct ForwardTarget {
+    std::mutex mutex;
+    LogicalUnit* unit = nullptr;
+  };
+  std::shared_ptr<ForwardTarget> forward_target_;
   replication::IntervalLock block_lock_;
 };
 

@@ -292,8 +292,7 @@ TEST_F(ScsiTest, ReportLunsWorksOnMissingLun) {
 // ---------------------------------------------------------------- REPORT LUNS
 
 TEST_F(ScsiTest, ReportLunsListsEveryLun) {
-  // A volume outlives its logical units: this one the map's.
-  static MemoryVolume other(kBlocks * 512, 512);
+  MemoryVolume other(kBlocks * 512, 512);
   map_.add(3, std::make_shared<LogicalUnit>(other, LunIdentity::from_name("b")));
   map_.add(300, std::make_shared<LogicalUnit>(other, LunIdentity::from_name("c")));
   auto d = data(run({0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}));
