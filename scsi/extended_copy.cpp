@@ -12,6 +12,7 @@
 
 #include "scsi/extended_copy_parameters.h"
 #include "scsi/handlers.h"
+#include "scsi/reservation_table.h"
 #include "util/endian.h"
 
 namespace freevsa::scsi {
@@ -100,6 +101,13 @@ Result resolve_segment(const CommandContext& ctx, const ExtendedCopyParameters& 
   if (Result res = resolve(ctx, p, s.destination_id, s.offset + kSegmentDestinationIdOffset, out.destination);
       !res.ok()) {
     return res;
+  }
+  // The copy reads and writes on behalf of the initiator: another logical unit's reservations
+  // apply to it as if it had sent the READ or the WRITE there (dispatch checked the addressed one).
+  const std::string& initiator = ctx.task.initiator_port;
+  if ((out.source != ctx.unit && out.source->reservations().conflicts(initiator, MediumUse::Read)) ||
+      (out.destination != ctx.unit && out.destination->reservations().conflicts(initiator, MediumUse::Write))) {
+    return Result::reservation_conflict();
   }
   const Geometry source = unit_geometry(*out.source);
   const Geometry destination = unit_geometry(*out.destination);

@@ -157,6 +157,24 @@ TEST_F(ExtendedCopyTest, ACommandToOneLunMayCopyBetweenTwoOthers) {
   EXPECT_EQ(bytes(2, 3 * 4096, 4096), expected);
 }
 
+TEST_F(ExtendedCopyTest, AnotherLunsReservationAppliesToTheCopy) {
+  // Another host holds LUN 1 with Write Exclusive: a copy into it conflicts, out of it does not.
+  const std::string holder = "iqn.holder,i,0x9";
+  run({0x00, 0, 0, 0, 0, 0}, {}, 1, holder);  // its power-on unit attention
+  std::vector<std::uint8_t> params(24, 0);
+  util::put_be64(&params[8], 0xABC);
+  ASSERT_EQ(run({0x5F, 0x00, 0, 0, 0, 0, 0, 0, 24, 0}, params, 1, holder).status, Status::Good);  // REGISTER
+  util::put_be64(&params[0], 0xABC);
+  util::put_be64(&params[8], 0);
+  ASSERT_EQ(run({0x5F, 0x01, 0x01, 0, 0, 0, 0, 0, 24, 0}, params, 1, holder).status, Status::Good);  // RESERVE WE
+  fill(0, 0, 4096, 6);
+  const auto into_reserved = ParameterList().target(ids_[0], 512).target(ids_[1], 512).segment(0, 1, 8, 0, 0).build();
+  EXPECT_EQ(xcopy(into_reserved).status, Status::ReservationConflict);
+  EXPECT_NE(bytes(1, 0, 4096), bytes(0, 0, 4096));
+  const auto out_of_reserved = ParameterList().target(ids_[1], 512).target(ids_[0], 512).segment(0, 1, 8, 0, 64).build();
+  EXPECT_EQ(xcopy(out_of_reserved).status, Status::Good);
+}
+
 TEST_F(ExtendedCopyTest, DestinationCountCountsDestinationBlocks) {
   fill(1, 0, 2 * 4096, 4);
   const auto expected = bytes(1, 0, 2 * 4096);
