@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary CDBs and Data-Out through LunMap::execute on small in-memory
 // volumes (512- and 4096-byte blocks, plus a LUN that does not exist), with unit attention
-// and reset events mixed in. Must never crash, and the outputs must stay self-consistent.
+// and reset events mixed in. Must never crash, and the outputs must stay self-consistent:
+// GOOD, CHECK CONDITION with fixed-format sense, or RESERVATION CONFLICT without sense.
 //
 // Input layout: [0] control bits, [1] CDB length, [2..17] CDB, [18..] Data-Out.
 //   control bit 0-1: LUN (0, 1, or 9 = missing)   bit 2: port B instead of A
@@ -73,6 +74,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (task.status == Status::CheckCondition) {
     if (task.sense.size() != 18 || (task.sense[0] & 0x7F) != 0x70) std::abort();
     if (task.data_in_length != 0) std::abort();
+  } else if (task.status == Status::ReservationConflict) {
+    // An earlier input may have left a reservation of the other port: no sense, no data.
+    if (!task.sense.empty() || task.data_in_length != 0) std::abort();
   } else if (task.status != Status::Good) {
     std::abort();
   }
