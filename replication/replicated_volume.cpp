@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -103,12 +102,16 @@ void ReplicatedVolume::with_range_locked(std::uint64_t offset, std::uint64_t len
   work();
 }
 
-int ReplicatedVolume::on_peer_only(const std::function<void(PeerChannel::Done)>& start) {
-  if (!peer_.peer_up_to_date()) return EIO;
+int ReplicatedVolume::wait_for_peer(const std::function<void(PeerChannel::Done)>& start) {
   // Shared: the completing thread may still be inside complete() when the waiter returns.
   auto outcome = std::make_shared<PeerOutcome>();
   start([outcome](int error) { outcome->complete(error); });
-  return outcome->wait() == 0 ? 0 : EIO;  // failed there too: neither disk has it
+  return outcome->wait();
+}
+
+int ReplicatedVolume::on_peer_only(const std::function<void(PeerChannel::Done)>& start) {
+  if (!peer_.peer_up_to_date()) return EIO;
+  return wait_for_peer(start) == 0 ? 0 : EIO;  // failed there too: neither disk has it
 }
 
 bool ReplicatedVolume::detach_if_peer_can_serve(int error, const char* operation) {
@@ -224,10 +227,8 @@ int ReplicatedVolume::store_reservations(std::span<const std::uint8_t> record) {
   }
   Volume::store_reservations(record);
   if (!peer_.connected()) return 0;
-  std::promise<int> stored;
-  auto result = stored.get_future();
-  peer_.send_reservations(record, [&stored](int error) { stored.set_value(error); });
-  if (int error = result.get(); error != 0) {
+  if (int error = wait_for_peer([&](PeerChannel::Done done) { peer_.send_reservations(record, std::move(done)); });
+      error != 0) {
     // The link is dropped over it (Replicator), and the next one starts with the record.
     util::log_warn("{}: the peer did not store the persistent reservations: {}", name(), std::strerror(error));
   }
@@ -242,12 +243,9 @@ void ReplicatedVolume::adopt_peer_reservations(std::span<const std::uint8_t> rec
 int ReplicatedVolume::forward_reservation_command(std::span<const std::uint8_t> request,
                                                   std::vector<std::uint8_t>& answer) {
   if (!peer_.connected() || !peer_primary_.load()) return ENOTCONN;
-  std::promise<int> answered;
-  auto result = answered.get_future();
-  peer_.send_reservation_command(request, &answer, [&answered](int error) { answered.set_value(error); });
-  const int error = result.get();
-  if (error != 0) return ENOTCONN;
-  return answer.empty() ? ENOTCONN : 0;
+  const int error =
+      wait_for_peer([&](PeerChannel::Done done) { peer_.send_reservation_command(request, &answer, std::move(done)); });
+  return error != 0 || answer.empty() ? ENOTCONN : 0;
 }
 
 void ReplicatedVolume::set_reservation_command_runner(ReservationCommandRunner runner) {

@@ -145,6 +145,8 @@ class ReplicatedVolume final : public Volume {
   // The local disk is detached: runs one operation started by `start` on the peer's disk alone
   // and waits for it. EIO when the peer cannot serve or the operation failed there.
   int on_peer_only(const std::function<void(PeerChannel::Done)>& start);
+  // Starts one operation on the peer and waits for its outcome (0 or an errno).
+  int wait_for_peer(const std::function<void(PeerChannel::Done)>& start);
 
   Access peer_access() const;
 

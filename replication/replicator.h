@@ -196,8 +196,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void maybe_resume_primary();
 
   // --- replication of application I/O (replicator_data.cpp)
-  void send_request(peer::Message message, Done done, std::shared_ptr<const void> owner = nullptr,
-                    std::uint64_t offset = 0, std::uint64_t length = 0);
+  // Sends a request and keeps `request` (its sent_at set here) until the answer or the end of
+  // the link completes it; `owner` keeps borrowed payload bytes alive until they are sent.
+  void send_request(peer::Message message, Pending request, std::shared_ptr<const void> owner = nullptr);
   void fail_pending(int error);
   void complete_request(std::uint64_t id, int status, std::uint32_t flags = 0);
   void settle(Pending& request, int status);

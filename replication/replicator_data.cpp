@@ -42,15 +42,15 @@ struct Gather {
 
 // ---- primary: sending
 
-void Replicator::send_request(peer::Message message, Done done, std::shared_ptr<const void> owner,
-                              std::uint64_t offset, std::uint64_t length) {
+void Replicator::send_request(peer::Message message, Pending request, std::shared_ptr<const void> owner) {
   if (!link_ || phase_ != Phase::Up) {
-    done(ECONNRESET);
+    request.done(ECONNRESET);
     return;
   }
   const std::uint64_t id = next_request_id_;
   next_request_id_ += 2;
-  pending_.emplace(id, Pending{std::move(done), {}, offset, length, std::chrono::steady_clock::now()});
+  request.sent_at = std::chrono::steady_clock::now();
+  pending_.emplace(id, std::move(request));
   link_->send(message, id);
   if (owner) link_->hold_until_sent(std::move(owner));
 }
@@ -75,7 +75,7 @@ void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> 
     for (std::size_t sent = 0; sent < data.size(); sent += peer::kMaxDataLength) {
       const std::size_t length = std::min<std::size_t>(peer::kMaxDataLength, data.size() - sent);
       peer::Write write{offset + sent, fua ? peer::kWriteFua : 0u, epoch, data.subspan(sent, length)};
-      self->send_request(write, [gather](int error) { gather->piece_done(error); }, nullptr, offset + sent, length);
+      self->send_request(write, Pending{[gather](int error) { gather->piece_done(error); }, {}, offset + sent, length});
     }
     self->writes_replicated_.fetch_add(1);
   });
@@ -87,7 +87,7 @@ void Replicator::send_flush(Done done) {
       done(ECONNRESET);
       return;
     }
-    self->send_request(peer::Flush{}, std::move(done));
+    self->send_request(peer::Flush{}, Pending{std::move(done)});
   });
 }
 
@@ -98,20 +98,17 @@ void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done d
       done(ECONNRESET);
       return;
     }
-    self->send_request(peer::Discard{offset, length, epoch}, std::move(done), nullptr, offset, length);
+    self->send_request(peer::Discard{offset, length, epoch}, Pending{std::move(done), {}, offset, length});
   });
 }
 
 void Replicator::send_read(std::uint64_t offset, std::span<std::uint8_t> dst, Done done) {
   asio::post(io_, [self = shared_from_this(), offset, dst, done = std::move(done)]() mutable {
-    if (!self->replicating_.load() || !self->link_ || self->phase_ != Phase::Up) {
+    if (!self->replicating_.load()) {
       done(ECONNRESET);
       return;
     }
-    const std::uint64_t id = self->next_request_id_;
-    self->next_request_id_ += 2;
-    self->pending_.emplace(id, Pending{std::move(done), dst, offset, 0, std::chrono::steady_clock::now()});
-    self->link_->send(peer::Read{offset, static_cast<std::uint32_t>(dst.size())}, id);
+    self->send_request(peer::Read{offset, static_cast<std::uint32_t>(dst.size())}, Pending{std::move(done), dst, offset});
   });
 }
 
@@ -216,7 +213,7 @@ static_assert(kMaxReservationRecordBytes <= peer::kMaxReservationsLength);
 void Replicator::send_reservations(std::span<const std::uint8_t> record, Done done) {
   auto copy = std::make_shared<std::vector<std::uint8_t>>(record.begin(), record.end());
   asio::post(io_, [self = shared_from_this(), copy, done = std::move(done)]() mutable {
-    self->send_request(peer::Reservations{*copy}, std::move(done), copy);
+    self->send_request(peer::Reservations{*copy}, Pending{std::move(done)}, copy);
   });
 }
 
@@ -245,15 +242,9 @@ void Replicator::send_reservation_command(std::span<const std::uint8_t> request,
                                           Done done) {
   auto copy = std::make_shared<std::vector<std::uint8_t>>(request.begin(), request.end());
   asio::post(io_, [self = shared_from_this(), copy, answer, done = std::move(done)]() mutable {
-    if (!self->link_ || self->phase_ != Phase::Up) {
-      done(ECONNRESET);
-      return;
-    }
-    const std::uint64_t id = self->next_request_id_;
-    self->next_request_id_ += 2;
-    self->pending_.emplace(id, Pending{std::move(done), {}, 0, 0, std::chrono::steady_clock::now(), answer});
-    self->link_->send(peer::ReservationCommand{*copy}, id);
-    self->link_->hold_until_sent(copy);
+    Pending pending{std::move(done)};
+    pending.answer_into = answer;
+    self->send_request(peer::ReservationCommand{*copy}, std::move(pending), copy);
   });
 }
 
