@@ -101,8 +101,12 @@ const LocalVolume& find_volume(const LocalCluster& local, const std::string& nam
 NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
   std::shared_ptr<boost::asio::ssl::context> tls;
   if (local_.tls) tls = make_peer_tls_context(TlsFilePaths{local_.tls->cert, local_.tls->key, local_.tls->ca});
+  peer::LinkCredentials credentials{local_.cluster_name, local_.self.id, local_.self.name, local_.secret, {}};
+  for (const ClusterNode& peer : local_.peers)
+    credentials.peers.push_back(peer::KnownNode{peer.id, peer.name, peer.replication.address});
   manager_ = std::make_unique<ReplicationManager>(
-      config.worker_threads, KeepAlive{local_.keepalive.ping_interval, local_.keepalive.timeout}, tls);
+      config.worker_threads, KeepAlive{local_.keepalive.ping_interval, local_.keepalive.timeout}, std::move(credentials),
+      tls);
   for (const LocalVolume& volume : local_.volumes) {
     Replica replica;
     replica.backing_path = volume.backing_path;

@@ -176,6 +176,12 @@ void write_peer(JsonWriter& json, const PeerStatus& peer) {
   json.string(peer.last_error);
   json.key("round_trip_ms");
   json.number(peer.round_trip_ms);
+  json.key("unauthenticated_connections");
+  json.number(peer.unauthenticated_connections);
+  json.key("refused_connections");
+  json.number(peer.refused_connections);
+  json.key("last_refused_connection");
+  json.string(peer.last_refused_connection);
   json.end_object();
 }
 
@@ -307,6 +313,11 @@ void describe_volume(std::vector<Line>& lines, const std::string& node, const Vo
             printable(peer.role), printable(peer.disk_state),
             peer.round_trip_ms ? round_trip(*peer.round_trip_ms) : ""};
     lines.push_back(Line{"", std::move(row)});
+    if (peer.unauthenticated_connections > 0 || peer.refused_connections > 0) {
+      add(fmt::format("  peer port: {} connection(s) not authenticated yet, {} refused since start{}",
+                      peer.unauthenticated_connections, peer.refused_connections,
+                      peer.last_refused_connection.empty() ? "" : "; last " + printable(peer.last_refused_connection)));
+    }
   }
   if (const auto& sync = volume.sync) {
     std::string text =

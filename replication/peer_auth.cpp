@@ -1,125 +1,254 @@
 #include "replication/peer_auth.h"
 
+#include <fmt/format.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
-#include <memory>
+#include <algorithm>
 #include <utility>
 
 #include "util/endian.h"
 
 namespace freevsa::replication::peer {
+
+class HmacContext {
+ public:
+  explicit HmacContext(std::span<const std::uint8_t> key) {
+    EVP_MAC* algorithm = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (algorithm == nullptr) return;
+    ctx_ = EVP_MAC_CTX_new(algorithm);
+    EVP_MAC_free(algorithm);
+    char digest_name[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                                 OSSL_PARAM_construct_end()};
+    keyed_ = ctx_ != nullptr && EVP_MAC_init(ctx_, key.data(), key.size(), params) == 1;
+  }
+  ~HmacContext() { EVP_MAC_CTX_free(ctx_); }
+  HmacContext(const HmacContext&) = delete;
+  HmacContext& operator=(const HmacContext&) = delete;
+
+  // HMAC over the concatenation of `parts`, truncated to out.size() (at most 32) bytes. A null
+  // key re-initialises with the key set above, so no allocation happens per frame.
+  bool compute(std::initializer_list<std::span<const std::uint8_t>> parts, std::span<std::uint8_t> out) {
+    if (!keyed_ || EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1) return false;
+    for (const auto& part : parts) {
+      if (!part.empty() && EVP_MAC_update(ctx_, part.data(), part.size()) != 1) return false;
+    }
+    std::uint8_t full[EVP_MAX_MD_SIZE];
+    std::size_t length = 0;
+    if (EVP_MAC_final(ctx_, full, &length, sizeof full) != 1 || length < out.size()) return false;
+    std::copy_n(full, out.size(), out.begin());
+    return true;
+  }
+
+ private:
+  EVP_MAC_CTX* ctx_ = nullptr;
+  bool keyed_ = false;
+};
+
 namespace {
 
-constexpr std::string_view kLabel = "freevsa-peer-auth-v1";
+constexpr std::string_view kTranscriptLabel = "freevsa peer link v2";
 
-// HMAC-SHA256 over the concatenation of `parts`; nullopt on any OpenSSL failure, so that a
-// broken crypto library can never make two failures compare equal.
-std::optional<AuthMac> hmac_sha256(std::string_view key, std::initializer_list<std::span<const std::uint8_t>> parts) {
-  const std::optional<AuthMac> mac;
-  std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> algorithm(EVP_MAC_fetch(nullptr, "HMAC", nullptr),
-                                                              EVP_MAC_free);
-  if (!algorithm) return mac;
-  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(algorithm.get()),
-                                                                EVP_MAC_CTX_free);
-  char digest_name[] = "SHA256";
-  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                               OSSL_PARAM_construct_end()};
-  // HMAC accepts an empty key; a null pointer is not a valid key buffer, so point at the label.
-  const auto* key_bytes = reinterpret_cast<const unsigned char*>(key.empty() ? kLabel.data() : key.data());
-  if (!ctx || EVP_MAC_init(ctx.get(), key_bytes, key.size(), params) != 1) return mac;
-  for (const auto& part : parts) {
-    if (EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1) return mac;
-  }
-  AuthMac out{};
-  std::size_t length = 0;
-  if (EVP_MAC_final(ctx.get(), out.data(), &length, out.size()) != 1 || length != out.size()) return mac;
-  return out;
+// The payload of an AuthHello as it travels: the transcript is over exactly these bytes.
+std::optional<std::vector<std::uint8_t>> payload_of(const AuthHello& hello) {
+  Result<OutgoingFrame> frame = encode(hello, 0);
+  if (!frame.ok()) return std::nullopt;
+  const auto head = frame.value.head().subspan(kFrameHeaderSize);
+  return std::vector<std::uint8_t>(head.begin(), head.end());
+}
+
+bool hmac_once(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data, AuthMac& out) {
+  HmacContext mac(key);
+  return mac.compute({data}, out);
 }
 
 }  // namespace
 
-std::optional<AuthNonce> make_auth_challenge() {
-  AuthNonce nonce{};
-  if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) return std::nullopt;
-  return nonce;
+bool hkdf_sha256(std::string_view secret, std::span<const std::uint8_t> salt, std::string_view info,
+                 std::span<std::uint8_t> out) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return false;
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) return false;
+  char digest_name[] = "SHA256";
+  // OpenSSL wants non-const buffers in its parameter list; it only reads them.
+  std::string key(secret);
+  std::vector<std::uint8_t> salt_copy(salt.begin(), salt.end());
+  std::string info_copy(info);
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, key.data(), key.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt_copy.data(), salt_copy.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info_copy.data(), info_copy.size()),
+      OSSL_PARAM_construct_end()};
+  const bool ok = EVP_KDF_derive(ctx, out.data(), out.size(), params) == 1;
+  EVP_KDF_CTX_free(ctx);
+  return ok;
 }
 
-std::optional<AuthMac> compute_auth_response(std::string_view secret, const AuthNonce& challenge, std::uint32_t responder_id,
-                              std::uint32_t challenger_id) {
-  std::uint8_t ids[8];
-  util::put_be32(ids, responder_id);
-  util::put_be32(ids + 4, challenger_id);
-  return hmac_sha256(secret, {{reinterpret_cast<const std::uint8_t*>(kLabel.data()), kLabel.size()},
-                              challenge,
-                              ids});
+LinkHandshake::LinkHandshake(LinkCredentials credentials, LinkSide side, std::optional<std::uint32_t> expected_peer)
+    : credentials_(std::move(credentials)), side_(side), expected_peer_(expected_peer) {}
+
+HandshakeStep LinkHandshake::fail(std::string reason) {
+  if (state_ != State::Failed) failure_ = std::move(reason);
+  state_ = State::Failed;
+  return HandshakeStep{std::nullopt, false, failure_};
 }
 
-bool verify_auth_response(std::string_view secret, const AuthNonce& our_challenge, std::uint32_t our_id,
-                          std::uint32_t peer_id, const AuthMac& response) {
-  const auto expected = compute_auth_response(secret, our_challenge, peer_id, our_id);
-  return expected && CRYPTO_memcmp(expected->data(), response.data(), expected->size()) == 0;
-}
-
-PeerAuthenticator::PeerAuthenticator(std::string secret, std::uint32_t local_id, std::uint32_t peer_id)
-    : secret_(std::move(secret)), local_id_(local_id), peer_id_(peer_id) {
-  if (secret_.empty()) fail("no shared secret configured");
-  if (local_id_ == peer_id_) fail("peer claims our own node id");
-}
-
-void PeerAuthenticator::fail(std::string reason) {
-  if (failure_.empty()) failure_ = std::move(reason);
-}
-
-std::optional<AuthChallenge> PeerAuthenticator::start() {
-  auto nonce = make_auth_challenge();
-  if (!nonce) {
-    fail("no random bytes for the challenge");
+std::optional<AuthHello> LinkHandshake::make_hello(LinkSide side) {
+  AuthHello hello;
+  hello.node_id = credentials_.node_id;
+  hello.node_name = credentials_.node_name;
+  hello.cluster_name = credentials_.cluster_name;
+  hello.side = side;
+  if (fixed_nonce_) {
+    hello.nonce = *fixed_nonce_;
+  } else if (RAND_bytes(hello.nonce.data(), static_cast<int>(hello.nonce.size())) != 1) {
     return std::nullopt;
   }
-  return start_with(*nonce);
+  our_hello_ = hello;
+  return hello;
 }
 
-AuthChallenge PeerAuthenticator::start_with(const AuthNonce& challenge) {
-  our_challenge_ = challenge;
-  return AuthChallenge{challenge};
-}
-
-std::optional<AuthResponse> PeerAuthenticator::answer(const AuthChallenge& peer_challenge) {
-  if (!our_challenge_) fail("peer challenge before ours was sent");
-  if (answered_) fail("second challenge from the peer");
-  // Reflection: the peer hands us our own challenge to get an answer it could send back.
-  if (our_challenge_ && CRYPTO_memcmp(our_challenge_->data(), peer_challenge.challenge.data(),
-                                      peer_challenge.challenge.size()) == 0) {
-    fail("peer reflected our challenge");
-  }
-  answered_ = true;
-  if (failed()) return std::nullopt;
-  auto mac = compute_auth_response(secret_, peer_challenge.challenge, local_id_, peer_id_);
-  if (!mac) {
-    fail("HMAC-SHA256 unavailable");
+std::optional<AuthHello> LinkHandshake::start() {
+  if (state_ != State::Start) return std::nullopt;
+  state_ = State::AwaitHello;
+  if (credentials_.secret.empty()) {
+    fail("no shared secret configured (cluster.secret)");
     return std::nullopt;
   }
-  return AuthResponse{*mac};
+  if (side_ == LinkSide::Acceptor) return std::nullopt;
+  auto hello = make_hello(LinkSide::Dialler);
+  if (!hello) fail("no random bytes for the handshake nonce");
+  return hello;
 }
 
-AuthResult PeerAuthenticator::check(const AuthResponse& peer_response) {
-  if (!our_challenge_) fail("peer response before our challenge");
-  if (checked_) fail("second response from the peer");
-  checked_ = true;
-  if (!failed() && !verify_auth_response(secret_, *our_challenge_, local_id_, peer_id_, peer_response.mac)) {
-    fail("peer response does not match: wrong shared secret or node id");
+HandshakeStep LinkHandshake::on_message(const Message& message) {
+  if (state_ == State::Start) start();
+  if (state_ == State::Failed) return fail(failure_);
+  if (const auto* hello = std::get_if<AuthHello>(&message)) return on_hello(*hello);
+  if (const auto* proof = std::get_if<AuthProof>(&message)) return on_proof(*proof);
+  if (std::holds_alternative<Hello>(message)) {
+    return fail("it sent a volume Hello before authenticating: an older freevsa (protocol 1) or not a freevsa node");
   }
-  peer_verified_ = !failed();
-  return AuthResult{peer_verified_};
+  return fail(fmt::format("it sent {} before authenticating", to_string(type_of(message))));
 }
 
-void PeerAuthenticator::on_result(const AuthResult& result) {
-  accepted_by_peer_ = result.accepted;
-  if (!result.accepted) fail("peer rejected our response");
+std::string LinkHandshake::check_hello(const AuthHello& hello) {
+  const LinkSide expected_side = side_ == LinkSide::Dialler ? LinkSide::Acceptor : LinkSide::Dialler;
+  // Each text names both nodes: the refused side logs it, and the other gets it in a Disconnect.
+  if (hello.side != expected_side) return "an AuthHello from the wrong side of the connection";
+  if (hello.cluster_name != credentials_.cluster_name) {
+    return fmt::format("cluster mismatch: node '{}' belongs to cluster '{}', node '{}' to cluster '{}'",
+                       hello.node_name, hello.cluster_name, credentials_.node_name, credentials_.cluster_name);
+  }
+  if (hello.protocol_max < kProtocolVersionMin || hello.protocol_min > kProtocolVersionMax) {
+    return fmt::format("no common protocol version (node '{}' speaks {}..{}, node '{}' {}..{})", hello.node_name,
+                       hello.protocol_min, hello.protocol_max, credentials_.node_name, kProtocolVersionMin,
+                       kProtocolVersionMax);
+  }
+  if (hello.node_id == credentials_.node_id) {
+    return fmt::format("the other end claims node '{}''s own id {}", credentials_.node_name, credentials_.node_id);
+  }
+  const auto known = std::find_if(credentials_.peers.begin(), credentials_.peers.end(),
+                                  [&](const KnownNode& n) { return n.id == hello.node_id; });
+  if (known == credentials_.peers.end() || known->name != hello.node_name) {
+    return fmt::format("node '{}' (id {}) is not in node '{}''s configuration of the cluster", hello.node_name,
+                       hello.node_id, credentials_.node_name);
+  }
+  if (expected_peer_ && hello.node_id != *expected_peer_) {
+    return fmt::format("node '{}' (id {}) answered, not the node that was dialled (id {})", hello.node_name,
+                       hello.node_id, *expected_peer_);
+  }
+  peer_ = *known;
+  return "";
+}
+
+HandshakeStep LinkHandshake::on_hello(const AuthHello& hello) {
+  if (state_ != State::AwaitHello) return fail("it sent a second AuthHello");
+  if (std::string refusal = check_hello(hello); !refusal.empty()) return fail(std::move(refusal));
+  version_ = std::min(hello.protocol_max, kProtocolVersionMax);
+  state_ = State::AwaitProof;
+  if (side_ == LinkSide::Acceptor) {
+    std::optional<AuthHello> ours = make_hello(LinkSide::Acceptor);
+    if (!ours) return fail("no random bytes for the handshake nonce");
+    if (!derive(hello, *ours)) return fail("HMAC-SHA256 or HKDF unavailable");
+    return HandshakeStep{Message(*ours), false, ""};
+  }
+  if (!derive(*our_hello_, hello)) return fail("HMAC-SHA256 or HKDF unavailable");
+  return HandshakeStep{Message(AuthProof{dialler_proof_}), false, ""};
+}
+
+HandshakeStep LinkHandshake::on_proof(const AuthProof& proof) {
+  if (state_ != State::AwaitProof) return fail("it sent a proof out of order");
+  const AuthMac& expected = side_ == LinkSide::Acceptor ? dialler_proof_ : acceptor_proof_;
+  if (CRYPTO_memcmp(expected.data(), proof.mac.data(), expected.size()) != 0) {
+    return fail(fmt::format(
+        "the proof of node '{}' does not match: the shared secret (cluster.secret) differs between the nodes, or the "
+        "handshake was relayed or replayed",
+        peer_.name));
+  }
+  state_ = State::Authenticated;
+  std::optional<Message> reply;
+  if (side_ == LinkSide::Acceptor) reply = AuthProof{acceptor_proof_};
+  return HandshakeStep{std::move(reply), true, ""};
+}
+
+bool LinkHandshake::derive(const AuthHello& dialler, const AuthHello& acceptor) {
+  const auto dialler_bytes = payload_of(dialler);
+  const auto acceptor_bytes = payload_of(acceptor);
+  if (!dialler_bytes || !acceptor_bytes) return false;
+  std::vector<std::uint8_t> input(kTranscriptLabel.begin(), kTranscriptLabel.end());
+  input.insert(input.end(), dialler_bytes->begin(), dialler_bytes->end());
+  input.insert(input.end(), acceptor_bytes->begin(), acceptor_bytes->end());
+  std::array<std::uint8_t, SHA256_DIGEST_LENGTH> transcript{};
+  if (EVP_Digest(input.data(), input.size(), transcript.data(), nullptr, EVP_sha256(), nullptr) != 1) return false;
+
+  auto key = [&](std::string_view what, SessionKey& out) {
+    return hkdf_sha256(credentials_.secret, transcript, fmt::format("{} {}", kTranscriptLabel, what), out);
+  };
+  SessionKey dialler_proof_key{}, acceptor_proof_key{}, to_acceptor{}, to_dialler{};
+  if (!key("dialler proof", dialler_proof_key) || !key("acceptor proof", acceptor_proof_key) ||
+      !key("dialler to acceptor", to_acceptor) || !key("acceptor to dialler", to_dialler)) {
+    return false;
+  }
+  if (!hmac_once(dialler_proof_key, transcript, dialler_proof_) ||
+      !hmac_once(acceptor_proof_key, transcript, acceptor_proof_)) {
+    return false;
+  }
+  send_key_ = side_ == LinkSide::Dialler ? to_acceptor : to_dialler;
+  receive_key_ = side_ == LinkSide::Dialler ? to_dialler : to_acceptor;
+  return true;
+}
+
+FrameSealer::FrameSealer(const SessionKey& key) : mac_(std::make_unique<HmacContext>(key)) {}
+FrameSealer::~FrameSealer() = default;
+
+bool FrameSealer::seal(OutgoingFrame& frame) {
+  if (!frame.has_mac) return false;
+  std::uint8_t sequence[8];
+  util::put_be64(sequence, sequence_++);
+  return mac_->compute({sequence, frame.head(), frame.tail}, frame.mac);
+}
+
+FrameOpener::FrameOpener(const SessionKey& key) : mac_(std::make_unique<HmacContext>(key)) {}
+FrameOpener::~FrameOpener() = default;
+
+bool FrameOpener::open(std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
+                       std::span<const std::uint8_t> mac) {
+  if (mac.size() != kFrameMacSize || header.size() != kFrameHeaderSize) return false;
+  std::uint8_t sequence[8];
+  util::put_be64(sequence, sequence_++);
+  FrameMac expected{};
+  return mac_->compute({sequence, header, payload}, expected) &&
+         CRYPTO_memcmp(expected.data(), mac.data(), expected.size()) == 0;
 }
 
 }  // namespace freevsa::replication::peer

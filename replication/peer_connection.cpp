@@ -27,10 +27,10 @@ std::variant<tcp::socket, boost::asio::ssl::stream<tcp::socket>> make_stream(tcp
 }  // namespace
 
 PeerConnection::PeerConnection(tcp::socket socket, KeepAlive keepalive, std::shared_ptr<boost::asio::ssl::context> tls,
-                               Side side)
+                               peer::LinkHandshake handshake)
     : tls_context_(std::move(tls)),
       stream_(make_stream(std::move(socket), tls_context_.get())),
-      side_(side),
+      handshake_(std::move(handshake)),
       keepalive_(keepalive),
       read_buffer_(kReadChunk),
       ping_timer_(this->socket().get_executor()),
@@ -68,7 +68,12 @@ PeerConnection::~PeerConnection() = default;
 void PeerConnection::start(MessageHandler on_message, CloseHandler on_close) {
   set_handlers(std::move(on_message), std::move(on_close));
   last_received_ = std::chrono::steady_clock::now();
-  arm_watchdog();
+  // Until the peer is authenticated the watchdog enforces the authentication deadline.
+  watchdog_.expires_after(kAuthDeadline);
+  watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_ || self->authenticated()) return;
+    self->fail(fmt::format("did not authenticate within {} s", kAuthDeadline.count()));
+  });
   handshake_then_read();
 }
 
@@ -76,12 +81,11 @@ void PeerConnection::handshake_then_read() {
   auto* tls = std::get_if<TlsStream>(&stream_);
   if (tls == nullptr) {
     ready_ = true;
-    read_more();
-    arm_ping();
-    if (!queue_.empty() && !writing_) write_next();
+    begin_authentication();
     return;
   }
-  const auto type = side_ == Side::Dialled ? boost::asio::ssl::stream_base::client : boost::asio::ssl::stream_base::server;
+  const auto type = handshake_.side() == peer::LinkSide::Dialler ? boost::asio::ssl::stream_base::client
+                                                                  : boost::asio::ssl::stream_base::server;
   tls->async_handshake(type, [self = shared_from_this()](boost::system::error_code ec) {
     if (self->closed_) return;
     if (ec) {
@@ -91,10 +95,59 @@ void PeerConnection::handshake_then_read() {
     }
     self->last_received_ = std::chrono::steady_clock::now();
     self->ready_ = true;
-    self->read_more();
-    self->arm_ping();
-    if (!self->queue_.empty() && !self->writing_) self->write_next();
+    self->begin_authentication();
   });
+}
+
+void PeerConnection::begin_authentication() {
+  std::optional<peer::AuthHello> hello = handshake_.start();
+  if (handshake_.failed()) {
+    fail(handshake_.failure());
+    return;
+  }
+  if (hello) enqueue(*hello, 0, false);
+  read_more();
+}
+
+// A frame before the peer proved itself. False: the connection was closed.
+bool PeerConnection::on_handshake_frame(const peer::Message& message) {
+  if (const auto* disconnect = std::get_if<peer::Disconnect>(&message)) {
+    fail(fmt::format("{} refused the connection during authentication: {}", remote_address_, disconnect->reason));
+    return false;
+  }
+  // Keep-alive waits for authentication: an unauthenticated peer gets no answers.
+  if (std::holds_alternative<peer::Ping>(message) || std::holds_alternative<peer::PingAck>(message)) return true;
+  peer::HandshakeStep step = handshake_.on_message(message);
+  if (!step.failure.empty()) {
+    // The reason tells the other end nothing it does not know (names, versions) and lets a
+    // misconfigured real peer log why it was refused.
+    enqueue(peer::Disconnect{peer::DisconnectCode::AuthFailed, step.failure.substr(0, peer::kMaxReasonLength)}, 0,
+            false);
+    close("failed authentication: " + step.failure, true);
+    return false;
+  }
+  if (step.reply) enqueue(*step.reply, 0, false);
+  if (step.authenticated) on_authenticated();
+  return true;
+}
+
+void PeerConnection::on_authenticated() {
+  if (!tls()) {
+    sealer_ = std::make_unique<peer::FrameSealer>(handshake_.send_key());
+    opener_ = std::make_unique<peer::FrameOpener>(handshake_.receive_key());
+  }
+  watchdog_.cancel();
+  arm_watchdog();
+  arm_ping();
+  for (Outgoing& out : until_authenticated_) {
+    if (sealer_ && !sealer_->seal(out.frame)) {
+      fail("HMAC-SHA256 unavailable for the frame MAC");
+      return;
+    }
+    queue_.push_back(std::move(out));
+  }
+  until_authenticated_.clear();
+  if (!queue_.empty() && !writing_ && ready_) write_next();
 }
 
 void PeerConnection::set_handlers(MessageHandler on_message, CloseHandler on_close) {
@@ -131,12 +184,21 @@ void PeerConnection::on_read(std::size_t bytes) {
       fail(fmt::format("malformed frame from the peer: {}", peer::to_string(frame.error)));
       return;
     }
+    if (opener_ && !opener_->open(frame.raw_header, frame.payload, frame.mac)) {
+      fail(fmt::format("a frame from {} failed its MAC check: altered, injected or replayed on the way",
+                       remote_address_));
+      return;
+    }
     peer::Result<peer::Message> message = peer::decode_message(frame.header, frame.payload);
     if (!message.ok()) {
       fail(fmt::format("malformed {} message from the peer: {}",
                        peer::to_string(static_cast<peer::MessageType>(frame.header.type)),
                        peer::to_string(message.error)));
       return;
+    }
+    if (!authenticated()) {
+      if (!on_handshake_frame(message.value)) return;
+      continue;
     }
     // Keep-alive is answered here; everything else goes to the owner.
     if (const auto* ping = std::get_if<peer::Ping>(&message.value)) {
@@ -153,14 +215,27 @@ void PeerConnection::on_read(std::size_t bytes) {
   read_more();
 }
 
-void PeerConnection::send(const peer::Message& message, std::uint64_t request_id) {
+void PeerConnection::send(const peer::Message& message, std::uint64_t request_id) { enqueue(message, request_id, true); }
+
+// `from_owner`: a frame of the owner's, which waits for authentication and then carries a MAC
+// (without TLS); otherwise a handshake frame, sent at once and never with a MAC.
+void PeerConnection::enqueue(const peer::Message& message, std::uint64_t request_id, bool from_owner) {
   if (closed_ || closing_after_flush_) return;
   peer::EncodeOptions options;
-  options.payload_crc = payload_crc_;
+  options.payload_crc = payload_crc_ || !from_owner;
+  options.mac = from_owner && !tls();
   peer::Result<peer::OutgoingFrame> frame = peer::encode(message, request_id, options);
   if (!frame.ok()) {
     // Only a bug on our side produces an unencodable message; the link cannot carry on.
     fail(fmt::format("cannot encode {}: {}", peer::to_string(peer::type_of(message)), peer::to_string(frame.error)));
+    return;
+  }
+  if (from_owner && !authenticated()) {
+    until_authenticated_.push_back(Outgoing{frame.value, nullptr});
+    return;
+  }
+  if (sealer_ && from_owner && !sealer_->seal(frame.value)) {
+    fail("HMAC-SHA256 unavailable for the frame MAC");
     return;
   }
   queue_.push_back(Outgoing{frame.value, nullptr});
@@ -168,7 +243,8 @@ void PeerConnection::send(const peer::Message& message, std::uint64_t request_id
 }
 
 void PeerConnection::hold_until_sent(std::shared_ptr<const void> owner) {
-  if (!queue_.empty()) queue_.back().owner = std::move(owner);
+  std::deque<Outgoing>& last = authenticated() ? queue_ : until_authenticated_;
+  if (!last.empty()) last.back().owner = std::move(owner);
 }
 
 void PeerConnection::write_next() {
@@ -189,7 +265,8 @@ void PeerConnection::write_next() {
     if (frames == kMaxGatherFrames || (frames > 0 && bytes >= kMaxGatherBytes)) break;
     gather_.push_back(asio::buffer(out.frame.head().data(), out.frame.head().size()));
     if (!out.frame.tail.empty()) gather_.push_back(asio::buffer(out.frame.tail.data(), out.frame.tail.size()));
-    bytes += out.frame.head().size() + out.frame.tail.size();
+    if (out.frame.has_mac) gather_.push_back(asio::buffer(out.frame.mac.data(), out.frame.mac.size()));
+    bytes += out.frame.size();
     ++frames;
   }
   std::visit(
@@ -257,6 +334,7 @@ void PeerConnection::fail(const std::string& reason) {
   ping_timer_.cancel();
   watchdog_.cancel();
   queue_.clear();
+  until_authenticated_.clear();
   CloseHandler handler = std::move(on_close_);
   on_message_ = nullptr;
   on_close_ = nullptr;

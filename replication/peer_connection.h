@@ -1,12 +1,19 @@
-// One TCP connection of the peer link: frames in, frames out, keep-alive. It knows nothing
-// about volumes or roles; the replicator that owns it gives meaning to the messages.
+// One TCP connection of the peer link: authentication, frames in, frames out, keep-alive. It
+// knows nothing about volumes or roles; the replicator that owns it gives meaning to the
+// messages.
+//
+// Authentication (peer_auth.h) comes first, after TLS if any: until the peer has proved the
+// shared secret the connection delivers nothing to its owner, sends nothing but handshake
+// frames (what the owner sends meanwhile waits), answers no Ping, and is closed when the
+// handshake has not finished within kAuthDeadline. After it, without TLS, every frame in both
+// directions carries a MAC, and a frame whose MAC does not verify closes the connection.
 //
 // Receiving: frames are decoded as they arrive and handed to the message handler, which must
 // copy whatever it keeps from spans in the message (they point into the receive buffer).
 // Sending: send() queues a frame; frames leave in the order they were queued. A Write's data
 // is borrowed until the frame was written, so the caller keeps it alive until its
 // acknowledgement (or the close) - the replication write path does.
-// Keep-alive: a Ping goes out every ping_interval while the connection is up; a connection on
+// Keep-alive: a Ping goes out every ping_interval once authenticated; a connection on
 // which nothing arrived for `timeout` is closed ("peer silent"), which catches a peer that
 // stopped answering while TCP still looks fine.
 // TLS (optional, peer_tls.h): the TLS handshake runs first, as the client on the dialling side;
@@ -28,6 +35,7 @@
 
 #include <boost/asio/ssl.hpp>
 
+#include "replication/peer_auth.h"
 #include "replication/peer_protocol.h"
 #include "util/asio.h"
 
@@ -43,19 +51,23 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   using MessageHandler = std::function<void(const peer::FrameHeader&, const peer::Message&)>;
   using CloseHandler = std::function<void(const std::string& reason)>;
 
-  enum class Side { Dialled, Accepted };  // which end of the TCP connection this is
+  // How long a connection may take from TCP accept (or connect) to a verified peer.
+  static constexpr std::chrono::seconds kAuthDeadline{5};
 
-  // `tls`: null for plain TCP.
-  PeerConnection(boost::asio::ip::tcp::socket socket, KeepAlive keepalive,
-                 std::shared_ptr<boost::asio::ssl::context> tls = nullptr, Side side = Side::Dialled);
+  // `tls`: null for plain TCP. `handshake` says which side of the connection this is and whom
+  // it accepts.
+  PeerConnection(boost::asio::ip::tcp::socket socket, KeepAlive keepalive, std::shared_ptr<boost::asio::ssl::context> tls,
+                 peer::LinkHandshake handshake);
   ~PeerConnection();
 
-  // Starts reading and pinging. Handlers may be replaced later (a listener hands the
-  // connection to the volume its Hello names).
+  // Starts TLS (if any) and the authentication, then reading and pinging. `on_message` sees
+  // only what the authenticated peer sent. Handlers may be replaced later (a listener hands
+  // the connection to the volume its Hello names).
   void start(MessageHandler on_message, CloseHandler on_close);
   void set_handlers(MessageHandler on_message, CloseHandler on_close);
 
-  // Queues a frame. Frames after the handshake carry payload CRCs only if both sides asked.
+  // Queues a frame; it leaves once the peer is authenticated. Frames after the handshake carry
+  // payload CRCs only if both sides asked.
   void send(const peer::Message& message, std::uint64_t request_id = 0);
   // Keeps `owner` alive until the frame queued last has been written (a Write's data).
   void hold_until_sent(std::shared_ptr<const void> owner);
@@ -67,6 +79,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   bool closed() const { return closed_; }
 
   std::string remote() const { return remote_; }
+  std::string remote_address() const { return remote_address_; }
+  // The node that proved the secret on this connection; valid once authenticated().
+  bool authenticated() const { return handshake_.authenticated(); }
+  const peer::KnownNode& peer() const { return handshake_.peer(); }
   bool tls() const { return std::holds_alternative<TlsStream>(stream_); }
   // "TLSv1.3" once the handshake is done; "" for plain TCP.
   std::string tls_version() const;
@@ -85,6 +101,10 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   };
   boost::asio::ip::tcp::socket& socket();
   void handshake_then_read();
+  void begin_authentication();
+  bool on_handshake_frame(const peer::Message& message);
+  void on_authenticated();
+  void enqueue(const peer::Message& message, std::uint64_t request_id, bool mac);
   void read_more();
   void on_read(std::size_t bytes);
   void write_next();
@@ -94,8 +114,11 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
 
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // declared first: outlives the stream
   std::variant<boost::asio::ip::tcp::socket, TlsStream> stream_;
-  Side side_;
+  peer::LinkHandshake handshake_;
+  std::unique_ptr<peer::FrameSealer> sealer_;  // set when authenticated, without TLS
+  std::unique_ptr<peer::FrameOpener> opener_;
   bool ready_ = false;  // TLS handshake done (plain TCP: at once); frames may be written
+  std::deque<Outgoing> until_authenticated_;  // what the owner sent before the peer proved itself
   KeepAlive keepalive_;
   std::string remote_;          // address:port
   std::string remote_address_;

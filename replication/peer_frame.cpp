@@ -16,10 +16,9 @@ namespace {
 constexpr std::uint32_t kHelloSize = 304;
 constexpr TypeInfo kTypes[] = {
     {MessageType::Hello, "Hello", kHelloSize, 0},
-    {MessageType::AuthChallenge, "AuthChallenge", 32, 0},
-    {MessageType::AuthResponse, "AuthResponse", 32, 0},
-    {MessageType::AuthResult, "AuthResult", 4, 0},
     {MessageType::SharedSettings, "SharedSettings", 0, kMaxSharedSettingsLength},
+    {MessageType::AuthHello, "AuthHello", 176, 0},
+    {MessageType::AuthProof, "AuthProof", 32, 0},
     {MessageType::Write, "Write", 24, kMaxDataLength},
     {MessageType::WriteAck, "WriteAck", 8, 0},
     {MessageType::Discard, "Discard", 24, 0},
@@ -168,6 +167,8 @@ Result<OutgoingFrame> encode(const Message& message, std::uint64_t request_id, c
                                       frame.tail.size());
   }
   if (options.ignorable) flags |= kFlagIgnorable;
+  if (options.mac) flags |= kFlagMac;
+  frame.has_mac = options.mac;
   util::put_be32(p + hdr::kMagic, kFrameMagic);
   p[hdr::kVersion] = kFrameVersion;
   p[hdr::kType] = static_cast<std::uint8_t>(info->type);
@@ -188,6 +189,7 @@ Result<std::size_t> encode_into(const Message& message, std::uint64_t request_id
   if (out.size() < f.size()) return {ProtocolError::BufferTooSmall, 0};
   std::memcpy(out.data(), f.head_bytes.data(), f.head_size);
   if (!f.tail.empty()) std::memcpy(out.data() + f.head_size, f.tail.data(), f.tail.size());
+  if (f.has_mac) std::memcpy(out.data() + f.head_size + f.tail.size(), f.mac.data(), f.mac.size());
   return {ProtocolError::None, f.size()};
 }
 
@@ -217,7 +219,9 @@ FrameReader::Frame FrameReader::next() {
     case ScanResult::Status::NeedMore: frame.need = s.bytes; break;
     case ScanResult::Status::Bad: failed_ = s.error; break;
     case ScanResult::Status::Complete:
+      frame.raw_header = view.first(kFrameHeaderSize);
       frame.payload = view.subspan(kFrameHeaderSize, frame.header.payload_length);
+      if (frame.header.has_mac()) frame.mac = view.subspan(kFrameHeaderSize + frame.header.payload_length, kFrameMacSize);
       start_ += s.bytes;
       break;
   }

@@ -66,27 +66,32 @@ void read_body(Reader& r, Hello& m) {
   m.feature_flags = r.u64();
 }
 
-Tail write_body(Writer& w, const AuthChallenge& m) {
-  w.bytes(m.challenge);
+Tail write_body(Writer& w, const AuthHello& m) {
+  w.u16(m.protocol_min);
+  w.u16(m.protocol_max);
+  w.u32(m.node_id);
+  w.name(m.node_name);
+  w.name(m.cluster_name);
+  w.bytes(m.nonce);
+  w.u8(static_cast<std::uint8_t>(m.side));
+  w.reserved(7);
   return {};
 }
-void read_body(Reader& r, AuthChallenge& m) { m.challenge = r.bytes<32>(); }
-Tail write_body(Writer& w, const AuthResponse& m) {
+void read_body(Reader& r, AuthHello& m) {
+  m.protocol_min = r.u16();
+  m.protocol_max = r.u16();
+  m.node_id = r.u32();
+  m.node_name = r.name();
+  m.cluster_name = r.name();
+  m.nonce = r.bytes<32>();
+  m.side = static_cast<LinkSide>(r.u8());
+  r.reserved(7);
+}
+Tail write_body(Writer& w, const AuthProof& m) {
   w.bytes(m.mac);
   return {};
 }
-void read_body(Reader& r, AuthResponse& m) { m.mac = r.bytes<32>(); }
-Tail write_body(Writer& w, const AuthResult& m) {
-  w.u8(m.accepted ? 1 : 0);
-  w.reserved(3);
-  return {};
-}
-void read_body(Reader& r, AuthResult& m) {
-  const std::uint8_t v = r.u8();
-  if (v > 1) r.fail(ProtocolError::BadEnum);
-  m.accepted = v == 1;
-  r.reserved(3);
-}
+void read_body(Reader& r, AuthProof& m) { m.mac = r.bytes<32>(); }
 
 Tail write_body(Writer& w, const Write& m) {
   w.u64(m.offset);
@@ -354,9 +359,8 @@ Result<Message> read_message(std::span<const std::uint8_t> payload) {
 Result<Message> read_payload(MessageType type, std::span<const std::uint8_t> payload) {
   switch (type) {
     case MessageType::Hello: return read_message<Hello>(payload);
-    case MessageType::AuthChallenge: return read_message<AuthChallenge>(payload);
-    case MessageType::AuthResponse: return read_message<AuthResponse>(payload);
-    case MessageType::AuthResult: return read_message<AuthResult>(payload);
+    case MessageType::AuthHello: return read_message<AuthHello>(payload);
+    case MessageType::AuthProof: return read_message<AuthProof>(payload);
     case MessageType::SharedSettings: return read_message<SharedSettings>(payload);
     case MessageType::Write: return read_message<Write>(payload);
     case MessageType::WriteAck: return read_message<WriteAck>(payload);

@@ -88,9 +88,12 @@ ProtocolError validate(const Hello& m) {
                               ProtocolError::OutOfRange),
                       require(valid_disk_state(m.disk_state) && valid_role(m.role), ProtocolError::BadEnum)});
 }
-ProtocolError validate(const AuthChallenge&) { return ProtocolError::None; }
-ProtocolError validate(const AuthResponse&) { return ProtocolError::None; }
-ProtocolError validate(const AuthResult&) { return ProtocolError::None; }
+ProtocolError validate(const AuthHello& m) {
+  return first_error({require(m.protocol_min >= 1 && m.protocol_min <= m.protocol_max, ProtocolError::OutOfRange),
+                      check_name(m.node_name), check_name(m.cluster_name),
+                      require(m.side == LinkSide::Dialler || m.side == LinkSide::Acceptor, ProtocolError::BadEnum)});
+}
+ProtocolError validate(const AuthProof&) { return ProtocolError::None; }
 ProtocolError validate(const Write& m) {
   return first_error({check_range(m.offset, m.data.size(), kMaxDataLength),
                       require((m.flags & ~kKnownWriteFlags) == 0, ProtocolError::ReservedNotZero)});

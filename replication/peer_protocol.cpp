@@ -57,8 +57,8 @@ bool operator==(const ResyncData& a, const ResyncData& b) {
 
 MessageType type_of(const Message& message) {
   constexpr MessageType kByIndex[] = {
-      MessageType::Hello,         MessageType::AuthChallenge,   MessageType::AuthResponse,
-      MessageType::AuthResult,    MessageType::SharedSettings,  MessageType::Write,           MessageType::WriteAck,
+      MessageType::Hello,         MessageType::AuthHello,       MessageType::AuthProof,
+      MessageType::SharedSettings,  MessageType::Write,           MessageType::WriteAck,
       MessageType::Discard,       MessageType::Flush,           MessageType::FlushAck,
       MessageType::Barrier,       MessageType::BarrierAck,      MessageType::Read,
       MessageType::ReadData,      MessageType::Ping,

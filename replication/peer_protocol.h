@@ -36,9 +36,11 @@ constexpr std::uint16_t kDefaultPort = 7788;
 constexpr std::uint32_t kFrameMagic = 0x46565052;  // "FVPR"
 constexpr std::uint8_t kFrameVersion = 1;
 constexpr std::size_t kFrameHeaderSize = 32;
-// Message set versions this build speaks (Hello.protocol_min/max).
-constexpr std::uint16_t kProtocolVersionMin = 1;
-constexpr std::uint16_t kProtocolVersionMax = 1;
+// Message set versions this build speaks (AuthHello and Hello protocol_min/max). Version 2
+// authenticates the link before anything about a volume is said (peer_auth.h); version 1's
+// Hello-first handshake is refused.
+constexpr std::uint16_t kProtocolVersionMin = 2;
+constexpr std::uint16_t kProtocolVersionMax = 2;
 
 constexpr std::uint32_t kMaxDataLength = 1u << 20;                 // per Write / ResyncData
 constexpr std::uint32_t kMaxPayloadLength = kMaxDataLength + 4096;  // any frame
@@ -49,15 +51,19 @@ constexpr std::size_t kMaxReasonLength = 256;
 // Frame header flags.
 constexpr std::uint16_t kFlagPayloadCrc = 1u << 0;  // payload_crc holds CRC32C(payload)
 constexpr std::uint16_t kFlagIgnorable = 1u << 1;   // a receiver that does not know the type skips the frame
-constexpr std::uint16_t kKnownFrameFlags = kFlagPayloadCrc | kFlagIgnorable;
+// A kFrameMacSize-byte message authentication code follows the payload (peer_auth.h: every
+// frame after the handshake on a link without TLS). payload_length does not count it.
+constexpr std::uint16_t kFlagMac = 1u << 2;
+constexpr std::uint16_t kKnownFrameFlags = kFlagPayloadCrc | kFlagIgnorable | kFlagMac;
+constexpr std::size_t kFrameMacSize = 16;
 
 enum class MessageType : std::uint8_t {
   // handshake
   Hello = 0x01,
-  AuthChallenge = 0x02,
-  AuthResponse = 0x03,
-  AuthResult = 0x04,
+  // 0x02..0x04: protocol 1's challenge, response and result; no longer accepted
   SharedSettings = 0x05,
+  AuthHello = 0x06,
+  AuthProof = 0x07,
   // replication of application I/O
   Write = 0x10,
   WriteAck = 0x11,
@@ -142,11 +148,35 @@ constexpr std::uint64_t kFeaturePrimaryWhenMet = 1ull << 4;
 using Digest = std::array<std::uint8_t, 32>;  // SHA-256, or CRC32C big-endian in bytes 0..3, rest 0
 using AuthNonce = std::array<std::uint8_t, 32>;
 using AuthMac = std::array<std::uint8_t, 32>;
+using FrameMac = std::array<std::uint8_t, kFrameMacSize>;
 
 // ---- messages. The request id lives in the frame header, not here: replies (WriteAck,
 // FlushAck, BarrierAck, PingAck, ResyncData, ChecksumReply) carry the id of their request.
 
-// First frame on a connection, both directions. Text fields: 1..64 printable ASCII characters.
+// Which end of the TCP connection sent an AuthHello.
+enum class LinkSide : std::uint8_t { Dialler = 1, Acceptor = 2 };
+
+// First frame on a connection, both directions, the dialler's first (peer_auth.h). It says
+// nothing about volumes: only who claims to be talking, in which cluster, and a fresh nonce.
+struct AuthHello {
+  std::uint16_t protocol_min = kProtocolVersionMin;
+  std::uint16_t protocol_max = kProtocolVersionMax;
+  std::uint32_t node_id = 0;
+  std::string node_name;
+  std::string cluster_name;
+  AuthNonce nonce{};
+  LinkSide side = LinkSide::Dialler;
+  bool operator==(const AuthHello&) const = default;
+};
+// Proof of the shared secret over the whole handshake (peer_auth.h): the dialler's first, the
+// acceptor's only once it has checked the dialler's.
+struct AuthProof {
+  AuthMac mac{};
+  bool operator==(const AuthProof&) const = default;
+};
+
+// After authentication, the first frame for a volume, both directions (the dialler's first).
+// Text fields: 1..64 printable ASCII characters.
 struct Hello {
   std::uint16_t protocol_min = kProtocolVersionMin;
   std::uint16_t protocol_max = kProtocolVersionMax;
@@ -163,18 +193,6 @@ struct Hello {
   std::array<std::uint8_t, 32> config_hash{};  // SHA-256 of the configuration both must share
   std::uint64_t feature_flags = 0;
   bool operator==(const Hello&) const = default;
-};
-struct AuthChallenge {
-  AuthNonce challenge{};
-  bool operator==(const AuthChallenge&) const = default;
-};
-struct AuthResponse {
-  AuthMac mac{};
-  bool operator==(const AuthResponse&) const = default;
-};
-struct AuthResult {
-  bool accepted = false;
-  bool operator==(const AuthResult&) const = default;
 };
 constexpr std::uint32_t kMaxSharedSettingsLength = 16384;
 // After authentication, when the two Hellos' configuration hashes differ: the settings this
@@ -356,7 +374,7 @@ struct Ignored {
   bool operator==(const Ignored&) const = default;
 };
 
-using Message = std::variant<Hello, AuthChallenge, AuthResponse, AuthResult, SharedSettings, Write, WriteAck, Discard,
+using Message = std::variant<Hello, AuthHello, AuthProof, SharedSettings, Write, WriteAck, Discard,
                              Flush, FlushAck, Barrier, BarrierAck, Read, ReadData, Ping, PingAck, StateChange, Disconnect,
                              BitmapChunk, ResyncRequest, ResyncData, ChecksumRequest, ChecksumReply,
                              VerifyDone, Reservations, ReservationsAck, ReservationCommand, ReservationAnswer,
@@ -372,7 +390,8 @@ struct FrameHeader {
   std::uint32_t payload_crc = 0;  // 0 unless kFlagPayloadCrc
   bool has_payload_crc() const { return (flags & kFlagPayloadCrc) != 0; }
   bool ignorable() const { return (flags & kFlagIgnorable) != 0; }
-  std::size_t frame_size() const { return kFrameHeaderSize + payload_length; }
+  bool has_mac() const { return (flags & kFlagMac) != 0; }
+  std::size_t frame_size() const { return kFrameHeaderSize + payload_length + (has_mac() ? kFrameMacSize : 0); }
 };
 
 struct DecodeOptions {
@@ -404,17 +423,22 @@ Result<Message> decode_message(const FrameHeader& header, std::span<const std::u
 struct EncodeOptions {
   bool payload_crc = true;  // handshake frames always carry one; data frames per link
   bool ignorable = false;
+  bool mac = false;         // kFlagMac: the link fills OutgoingFrame::mac before sending
 };
 // Header + fixed part of the message in `head`, bulk data borrowed in `tail` (the span the
-// message pointed at). Send head then tail; the tail is not copied.
+// message pointed at), and with kFlagMac the MAC trailer. Send head, tail, then mac_trailer();
+// the tail is not copied.
 struct OutgoingFrame {
   static constexpr std::size_t kMaxHeadSize = kFrameHeaderSize + 304;  // Hello is the largest fixed part
   std::array<std::uint8_t, kMaxHeadSize> head_bytes{};
   std::size_t head_size = 0;
   std::span<const std::uint8_t> tail;
+  bool has_mac = false;
+  FrameMac mac{};  // written by the link (peer_auth.h FrameSealer) when has_mac
 
   std::span<const std::uint8_t> head() const { return {head_bytes.data(), head_size}; }
-  std::size_t size() const { return head_size + tail.size(); }
+  std::span<const std::uint8_t> mac_trailer() const { return {mac.data(), has_mac ? mac.size() : 0}; }
+  std::size_t size() const { return head_size + tail.size() + mac_trailer().size(); }
 };
 // Validates the message as the decoder would (an encodable message always decodes back to
 // itself) and encodes it.
@@ -434,6 +458,8 @@ class FrameReader {
     std::size_t need = 0;                    // NeedMore: at least this many more bytes
     FrameHeader header;                      // Complete
     std::span<const std::uint8_t> payload;   // Complete: valid until the next append()
+    std::span<const std::uint8_t> mac;       // Complete with kFlagMac: the trailer, likewise
+    std::span<const std::uint8_t> raw_header;  // Complete: the header's bytes, likewise
   };
 
   void append(std::span<const std::uint8_t> bytes);

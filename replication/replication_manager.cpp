@@ -12,8 +12,13 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 ReplicationManager::ReplicationManager(std::size_t worker_threads, KeepAlive keepalive,
-                                       std::shared_ptr<asio::ssl::context> tls)
-    : work_(asio::make_work_guard(io_)), workers_(worker_threads), keepalive_(keepalive), tls_(std::move(tls)) {}
+                                       peer::LinkCredentials credentials, std::shared_ptr<asio::ssl::context> tls)
+    : work_(asio::make_work_guard(io_)),
+      workers_(worker_threads),
+      keepalive_(keepalive),
+      credentials_(std::move(credentials)),
+      tls_(std::move(tls)),
+      accept_pause_(io_) {}
 
 ReplicationManager::~ReplicationManager() { stop(); }
 
@@ -48,25 +53,82 @@ void ReplicationManager::start() {
 void ReplicationManager::accept() {
   acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_) return;
-    if (!ec) {
-      auto connection =
-          std::make_shared<PeerConnection>(std::move(socket), keepalive_, tls_, PeerConnection::Side::Accepted);
-      std::weak_ptr<PeerConnection> weak = connection;
-      connection->start(
-          [this, weak](const peer::FrameHeader&, const peer::Message& message) {
-            if (auto c = weak.lock()) on_first_frame(c, message);
-          },
-          [](const std::string&) {});
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+        ec == asio::error::no_memory) {
+      // Accepting again at once would fail again at once: pause, and say so once per pause.
+      util::log_warn("replication: cannot accept peer connections: {}; pausing 100 ms", ec.message());
+      accept_pause_.expires_after(std::chrono::milliseconds(100));
+      accept_pause_.async_wait([this](boost::system::error_code wait_error) {
+        if (!wait_error && acceptor_) accept();
+      });
+      return;
     }
+    if (!ec) on_accepted(std::move(socket));
     accept();
   });
 }
 
+void ReplicationManager::on_accepted(tcp::socket socket) {
+  boost::system::error_code ec;
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  const std::string address = remote.address().to_string();
+  {
+    std::lock_guard lock(guard_mutex_);
+    if (unauthenticated_total_ >= kMaxUnauthenticated || unauthenticated_[address] >= kMaxUnauthenticatedPerAddress) {
+      ++refused_;
+      if (unauthenticated_[address] == 0) unauthenticated_.erase(address);
+      // No log line per connection: a flood would flood the log too. Status counts them.
+      socket.close(ec);
+      return;
+    }
+    ++unauthenticated_[address];
+    ++unauthenticated_total_;
+  }
+  auto connection = std::make_shared<PeerConnection>(std::move(socket), keepalive_, tls_,
+                                                     peer::LinkHandshake(credentials_, peer::LinkSide::Acceptor));
+  std::weak_ptr<PeerConnection> weak = connection;
+  auto counted = std::make_shared<bool>(true);  // still in unauthenticated_
+  connection->start(
+      [this, weak, address, counted](const peer::FrameHeader&, const peer::Message& message) {
+        forget_unauthenticated(address, *counted);
+        if (auto c = weak.lock()) on_first_frame(c, message);
+      },
+      [this, address, counted](const std::string& reason) {
+        // Closed before its first frame reached a volume: during or right after authentication.
+        const bool before_authentication = *counted;
+        forget_unauthenticated(address, *counted);
+        if (!before_authentication) return;
+        std::lock_guard lock(guard_mutex_);
+        ++refused_;
+        last_refused_ = fmt::format("from {}: {}", address, reason);
+        util::log_warn("replication: refusing a connection from {}: {}", address, reason);
+      });
+}
+
+void ReplicationManager::forget_unauthenticated(const std::string& address, bool& counted) {
+  if (!counted) return;
+  counted = false;
+  std::lock_guard lock(guard_mutex_);
+  auto it = unauthenticated_.find(address);
+  if (it == unauthenticated_.end()) return;
+  if (--it->second == 0) unauthenticated_.erase(it);
+  --unauthenticated_total_;
+}
+
 void ReplicationManager::on_first_frame(const std::shared_ptr<PeerConnection>& connection,
                                         const peer::Message& message) {
+  // Only an authenticated peer's frames arrive here (PeerConnection holds them back until then).
+  const peer::KnownNode& node = connection->peer();
+  if (!node.address.empty() && node.address != connection->remote_address() &&
+      warned_addresses_.insert(node.name + "@" + connection->remote_address()).second) {
+    // Not refused: behind NAT a peer's source address is not the one it is reached at.
+    util::log_warn("replication: {} authenticated from {}, not from its configured address {}", node.name,
+                   connection->remote_address(), node.address);
+  }
   const auto* hello = std::get_if<peer::Hello>(&message);
   if (hello == nullptr) {
-    connection->close("the first frame from a peer must be a Hello");
+    connection->close("the first frame from a peer after authentication must be a Hello");
     return;
   }
   std::shared_ptr<Replicator> replicator = find(hello->volume_name);
@@ -84,6 +146,7 @@ void ReplicationManager::stop() {
   if (stopped_ || !thread_.joinable()) return;
   stopped_ = true;
   asio::post(io_, [this] {
+    accept_pause_.cancel();
     if (acceptor_) {
       boost::system::error_code ignored;
       acceptor_->close(ignored);
@@ -106,6 +169,14 @@ std::shared_ptr<Replicator> ReplicationManager::find(const std::string& volume) 
 std::vector<VolumeStatus> ReplicationManager::status() const {
   std::vector<VolumeStatus> out;
   for (const auto& [name, replicator] : replicators_) out.push_back(replicator->status());
+  std::lock_guard lock(guard_mutex_);
+  for (VolumeStatus& volume : out) {
+    for (PeerStatus& peer : volume.peers) {
+      peer.unauthenticated_connections = unauthenticated_total_;
+      peer.refused_connections = refused_;
+      peer.last_refused_connection = last_refused_;
+    }
+  }
   return out;
 }
 

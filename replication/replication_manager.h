@@ -1,11 +1,20 @@
 // Every replicated volume of this node, the thread their links run on, and the listener the
-// peers connect to. The peer with the lower node id dials; the other accepts here and hands
-// the connection to the volume its Hello names.
+// peers connect to. The peer with the lower node id dials; the other accepts here,
+// authenticates the connection (peer_auth.h) and only then hands it to the volume its first
+// Hello names.
+//
+// Connections that have not authenticated are held to bounds: at most
+// kMaxUnauthenticatedPerAddress from one source address and kMaxUnauthenticated in all (more
+// are closed at once), each closed after PeerConnection::kAuthDeadline. They get no state and
+// no answers; status counts them (PeerStatus::unauthenticated_connections, refused_connections).
+// When accept() fails for want of file descriptors, the listener pauses instead of spinning.
 //
 // Threading: add() and listen() before start(); the rest is thread-safe.
 #pragma once
 
 #include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,7 +30,10 @@ class ReplicationManager final : public ReplicationControl {
  public:
   // `tls`: the context accepted connections use (null: plain TCP); replicas dial with their
   // settings' context, normally the same.
-  ReplicationManager(std::size_t worker_threads, KeepAlive keepalive,
+  static constexpr std::size_t kMaxUnauthenticated = 64;
+  static constexpr std::size_t kMaxUnauthenticatedPerAddress = 8;
+
+  ReplicationManager(std::size_t worker_threads, KeepAlive keepalive, peer::LinkCredentials credentials,
                      std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~ReplicationManager() override;
 
@@ -40,6 +52,9 @@ class ReplicationManager final : public ReplicationControl {
 
  private:
   void accept();
+  void on_accepted(boost::asio::ip::tcp::socket socket);
+  // Once per connection (`counted` turns false): it authenticated, or it closed.
+  void forget_unauthenticated(const std::string& address, bool& counted);
   void on_first_frame(const std::shared_ptr<PeerConnection>& connection, const peer::Message& message);
   std::shared_ptr<Replicator> find(const std::string& volume) const;
 
@@ -47,8 +62,17 @@ class ReplicationManager final : public ReplicationControl {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   util::WorkerPool workers_;
   KeepAlive keepalive_;
+  peer::LinkCredentials credentials_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  boost::asio::steady_timer accept_pause_;
+  // Io thread only, but read by status() under the mutex.
+  mutable std::mutex guard_mutex_;
+  std::map<std::string, std::size_t> unauthenticated_;  // source address -> open connections
+  std::size_t unauthenticated_total_ = 0;
+  std::uint64_t refused_ = 0;
+  std::string last_refused_;
+  std::set<std::string> warned_addresses_;  // "node@address" of peers seen from an unexpected source
   std::map<std::string, std::shared_ptr<Replicator>> replicators_;
   std::thread thread_;
   bool stopped_ = false;

@@ -43,6 +43,11 @@ struct PeerStatus {
   ConnectionState connection = ConnectionState::Connecting;
   std::string last_error;            // why the last connection failed or ended ("" if none)
   std::optional<double> round_trip_ms;  // from the keep-alive pings while connected
+  // This node's peer port (for every volume alike): connections open now that have not
+  // authenticated, and connections closed before authenticating or over the caps since start.
+  std::uint64_t unauthenticated_connections = 0;
+  std::uint64_t refused_connections = 0;
+  std::string last_refused_connection;  // "from ADDRESS: why", "" if none
 };
 
 struct VolumeStatus {

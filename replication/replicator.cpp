@@ -138,8 +138,9 @@ void Replicator::dial() {
       self->schedule_dial();
       return;
     }
-    auto connection = std::make_shared<PeerConnection>(std::move(*socket), self->settings_.keepalive,
-                                                       self->settings_.tls, PeerConnection::Side::Dialled);
+    auto connection = std::make_shared<PeerConnection>(
+        std::move(*socket), self->settings_.keepalive, self->settings_.tls,
+        peer::LinkHandshake(self->credentials(), peer::LinkSide::Dialler, self->settings_.peer_id));
     self->begin_handshake(connection);
     connection->start([weak = std::weak_ptr<Replicator>(self), from = std::weak_ptr<PeerConnection>(connection)](
                           const peer::FrameHeader& h, const peer::Message& m) {
@@ -187,11 +188,15 @@ void Replicator::adopt(std::shared_ptr<PeerConnection> connection, const peer::H
   on_hello(hello);
 }
 
+peer::LinkCredentials Replicator::credentials() const {
+  return peer::LinkCredentials{settings_.cluster_name, settings_.node_id, settings_.node_name, settings_.secret,
+                               {peer::KnownNode{settings_.peer_id, settings_.peer_name}}};
+}
+
 void Replicator::begin_handshake(std::shared_ptr<PeerConnection> connection) {
   link_ = std::move(connection);
   phase_ = Phase::Handshake;
   peer_hello_.reset();
-  auth_.reset();
   awaiting_settings_ = false;
   bitmap_sent_ = false;
   bitmap_received_ = false;
@@ -233,12 +238,6 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, peer::Hello>) {
           on_hello(m);
-        } else if constexpr (std::is_same_v<T, peer::AuthChallenge>) {
-          on_auth_challenge(m);
-        } else if constexpr (std::is_same_v<T, peer::AuthResponse>) {
-          on_auth_response(m);
-        } else if constexpr (std::is_same_v<T, peer::AuthResult>) {
-          on_auth_result(m);
         } else if constexpr (std::is_same_v<T, peer::SharedSettings>) {
           on_shared_settings(m);
         } else if constexpr (std::is_same_v<T, peer::Disconnect>) {
@@ -295,17 +294,18 @@ void Replicator::on_hello(const peer::Hello& hello) {
     drop_link("unexpected Hello", peer::DisconnectCode::ProtocolError);
     return;
   }
-  // What can be checked before trust: that this is the volume and node we expect to talk to.
+  // The connection authenticated the peer's node; its Hello must speak for that node.
   std::string refusal;
   if (hello.cluster_name != settings_.cluster_name) {
     refusal = fmt::format("the peer belongs to cluster '{}', this node to '{}'", hello.cluster_name,
                           settings_.cluster_name);
   } else if (hello.volume_name != settings_.volume_name) {
     refusal = fmt::format("the peer offered volume '{}'", hello.volume_name);
-  } else if (hello.node_id != settings_.peer_id || hello.node_name != settings_.peer_name) {
+  } else if (hello.node_id != settings_.peer_id || hello.node_name != settings_.peer_name ||
+             hello.node_id != link_->peer().id) {
     refusal = fmt::format("the peer is node '{}' (id {}), but the configuration expects '{}' (id {}) here",
                           hello.node_name, hello.node_id, settings_.peer_name, settings_.peer_id);
-  } else if (link_->tls() && !link_->peer_certificate_names(settings_.peer_name)) {
+  } else if (link_->tls() && settings_.tls_certificates && !link_->peer_certificate_names(settings_.peer_name)) {
     refusal = fmt::format("the peer's TLS certificate is not issued to '{}' (its subjectAltName or common name must "
                           "be the node's name)",
                           settings_.peer_name);
@@ -318,67 +318,10 @@ void Replicator::on_hello(const peer::Hello& hello) {
     return;
   }
   peer_hello_ = hello;
-  auth_.emplace(settings_.secret, settings_.node_id, settings_.peer_id);
-  std::optional<peer::AuthChallenge> challenge = auth_->start();
-  if (!challenge) {
-    drop_link("no random bytes for the authentication challenge", peer::DisconnectCode::AuthFailed);
-    return;
-  }
-  link_->send(*challenge);
+  compare_with_peer();
 }
 
-void Replicator::on_auth_challenge(const peer::AuthChallenge& challenge) {
-  if (!auth_) {
-    drop_link("authentication challenge before Hello", peer::DisconnectCode::ProtocolError);
-    return;
-  }
-  std::optional<peer::AuthResponse> response = auth_->answer(challenge);
-  if (!response) {
-    refuse(fmt::format("authentication of {} failed: {}", settings_.peer_name, auth_->failure()),
-           peer::DisconnectCode::AuthFailed);
-    return;
-  }
-  link_->send(*response);
-}
-
-void Replicator::on_auth_response(const peer::AuthResponse& response) {
-  if (!auth_) {
-    drop_link("authentication response before Hello", peer::DisconnectCode::ProtocolError);
-    return;
-  }
-  peer::AuthResult result = auth_->check(response);
-  link_->send(result);
-  if (!result.accepted) {
-    authentication_failed(fmt::format(
-        "{} failed authentication: its shared secret (cluster.secret) differs from this node's", settings_.peer_name));
-    return;
-  }
-  if (auth_->complete()) after_authentication();
-}
-
-void Replicator::authentication_failed(const std::string& reason) {
-  // The verdict already went out (AuthResult), so no Disconnect follows it.
-  util::log_error("{}: {}", settings_.volume_name, reason);
-  note_error(reason);
-  drop_link(reason, std::nullopt);
-}
-
-void Replicator::on_auth_result(const peer::AuthResult& result) {
-  if (!auth_) {
-    drop_link("authentication result before Hello", peer::DisconnectCode::ProtocolError);
-    return;
-  }
-  auth_->on_result(result);
-  if (!result.accepted) {
-    authentication_failed(fmt::format(
-        "{} refused this node's authentication: the shared secret (cluster.secret) differs between the nodes",
-        settings_.peer_name));
-    return;
-  }
-  if (auth_->complete()) after_authentication();
-}
-
-void Replicator::after_authentication() {
+void Replicator::compare_with_peer() {
   const peer::Hello& hello = *peer_hello_;
   const Superblock sb = metadata_.superblock();
   if (hello.size_bytes != data_.size_bytes() || hello.block_size != data_.block_size()) {

@@ -1,8 +1,8 @@
 // One replicated volume on this node and its link to the peer that holds the other replica:
 // the connection state machine (DESIGN.md, "Replication semantics").
 //
-//   Connecting --(TCP up)--> handshake: Hello both ways (cluster, volume, node ids), then
-//   HMAC authentication, then the checks that need trust (configuration hash, volume UUID and
+//   Connecting --(TCP up, the peer authenticated by the connection: peer_auth.h)--> handshake:
+//   Hello both ways (volume, node ids), then the checks (configuration hash, volume UUID and
 //   size, roles) and the sync decision from the generation identifiers --> Connected: both
 //   send their dirty bitmap; each merges the other's. Then, as decided, this node is
 //   SyncSource (serves resync requests), SyncTarget (pulls every block the merged bitmap names,
@@ -57,6 +57,7 @@ struct ReplicaSettings {
   std::uint16_t peer_port = peer::kDefaultPort;
   std::string secret;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain TCP (peer_tls.h)
+  bool tls_certificates = true;  // TLS with node certificates (not a pre-shared key): they must name the peer
   KeepAlive keepalive;
   Protocol protocol = Protocol::C;
   std::array<std::uint8_t, 32> config_hash{};
@@ -90,8 +91,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void set_initial_role(Role role, std::string primary_when_peer_met = {});
   // Begins connecting (this node dials when its id is the lower one; the other accepts).
   void start();
-  // Called on the io thread by the listener with a connection whose first frame was a Hello
-  // for this volume.
+  // Called on the io thread by the listener with an authenticated connection whose first frame
+  // was a Hello for this volume. It replaces the current link, if any: the peer reconnected.
   void adopt(std::shared_ptr<PeerConnection> connection, const peer::Hello& hello);
   // Clean stop: tells the peer, closes the link, makes the metadata clean. Blocks.
   void stop();
@@ -152,11 +153,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   void on_tick();
   VolumeStatus status_on_io_thread();
   void on_hello(const peer::Hello& hello);
-  void on_auth_challenge(const peer::AuthChallenge& challenge);
-  void on_auth_response(const peer::AuthResponse& response);
-  void on_auth_result(const peer::AuthResult& result);
-  void authentication_failed(const std::string& reason);
-  void after_authentication();
+  // Credentials the links of this volume prove themselves with (the dialler accepts only the peer).
+  peer::LinkCredentials credentials() const;
+  void compare_with_peer();
   void on_shared_settings(const peer::SharedSettings& settings);
   // `difference`: what describe_settings_difference() found, "" when unknown.
   void refuse_config_mismatch(const std::string& difference);
@@ -265,7 +264,6 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   Phase phase_ = Phase::Idle;
   std::shared_ptr<PeerConnection> link_;
   std::optional<peer::Hello> peer_hello_;
-  std::optional<peer::PeerAuthenticator> auth_;
   bool awaiting_settings_ = false;  // configuration hashes differ; the peer's SharedSettings is due
   peer::Role peer_role_ = peer::Role::Secondary;
   peer::DiskState peer_disk_ = peer::DiskState::Diskless;

@@ -69,7 +69,8 @@ echo "--- another cluster"
 fresh
 cluster_config b CLUSTER=othercluster
 node_start a && node_start b || exit 2
-refused_case "other cluster" "belongs to cluster 'othercluster'" "belongs to cluster 'itcluster'"
+refused_case "other cluster" "cluster mismatch: node 'a' belongs to cluster 'itcluster', node 'b' to cluster 'othercluster'" \
+  "cluster mismatch: node 'a' belongs to cluster 'itcluster', node 'b' to cluster 'othercluster'"
 
 echo "--- promoting a node whose data is not complete"
 fresh

@@ -185,7 +185,10 @@ TEST(StatusRender, JsonHasEveryFieldAndNullForWhatIsUnknown) {
           "disk_state": "unknown",
           "connection": "Connecting",
           "last_error": "connection refused",
-          "round_trip_ms": null
+          "round_trip_ms": null,
+          "unauthenticated_connections": 0,
+          "refused_connections": 0,
+          "last_refused_connection": ""
         }
       ],
       "sync": null,

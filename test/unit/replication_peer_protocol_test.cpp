@@ -107,20 +107,50 @@ TEST(PeerProtocol, HelloWithNamesOfFullLengthRoundTrips) {
   h.volume_name = std::string(kNameLength, 'v');
   expect_round_trip(h);
 }
-TEST(PeerProtocol, AuthChallengeRoundTrips) {
-  AuthChallenge m;
-  m.challenge[0] = 1;
-  m.challenge[31] = 0xff;
-  expect_round_trip(m);
+AuthHello sample_auth_hello() {
+  AuthHello m;
+  m.node_id = 2;
+  m.node_name = "b";
+  m.cluster_name = "lab";
+  m.nonce[0] = 1;
+  m.nonce[31] = 0xff;
+  m.side = LinkSide::Acceptor;
+  return m;
 }
-TEST(PeerProtocol, AuthResponseRoundTrips) {
-  AuthResponse m;
+TEST(PeerProtocol, AuthHelloRoundTrips) { expect_round_trip(sample_auth_hello()); }
+TEST(PeerProtocol, AuthProofRoundTrips) {
+  AuthProof m;
   m.mac.fill(0x5a);
   expect_round_trip(m);
 }
-TEST(PeerProtocol, AuthResultRoundTrips) {
-  expect_round_trip(AuthResult{true});
-  expect_round_trip(AuthResult{false});
+TEST(PeerProtocol, AFrameWithAMacCarriesItsTrailerAfterThePayload) {
+  EncodeOptions options;
+  options.mac = true;
+  Result<OutgoingFrame> frame = encode(Ping{77}, 3, options);
+  ASSERT_TRUE(frame.ok());
+  frame.value.mac.fill(0xab);
+  EXPECT_EQ(frame.value.size(), kFrameHeaderSize + 8 + kFrameMacSize);
+  Bytes bytes(frame.value.size());
+  ASSERT_TRUE(encode_into(Ping{77}, 3, bytes, options).ok());
+  std::copy(frame.value.mac.begin(), frame.value.mac.end(), bytes.end() - kFrameMacSize);
+  FrameReader reader;
+  reader.append(bytes);
+  const FrameReader::Frame got = reader.next();
+  ASSERT_EQ(got.status, ScanResult::Status::Complete);
+  EXPECT_TRUE(got.header.has_mac());
+  EXPECT_EQ(got.payload.size(), 8u);
+  ASSERT_EQ(got.mac.size(), kFrameMacSize);
+  EXPECT_EQ(got.mac[0], 0xab);
+  EXPECT_EQ(got.raw_header.size(), kFrameHeaderSize);
+  EXPECT_EQ(reader.buffered(), 0u);
+}
+TEST(PeerProtocol, AFrameWithAMacIsIncompleteWithoutTheTrailer) {
+  EncodeOptions options;
+  options.mac = true;
+  Bytes bytes(kFrameHeaderSize + 8 + kFrameMacSize);
+  ASSERT_TRUE(encode_into(Ping{77}, 3, bytes, options).ok());
+  bytes.resize(bytes.size() - 1);
+  EXPECT_EQ(scan_frame(bytes).status, ScanResult::Status::NeedMore);
 }
 TEST(PeerProtocol, WriteRoundTrips) {
   expect_round_trip(Write{1ull << 40, kWriteFua | kWriteResync, 99, kData});
@@ -352,7 +382,7 @@ TEST(PeerProtocol, ReservedPayloadBytesNotZeroAreBad) {
   };
   const Case cases[] = {
       {sample_hello(), 230},
-      {AuthResult{true}, 1},
+      {sample_auth_hello(), 169},
       {FlushAck{0}, 4},
       {Barrier{1, 1}, 12},
       {StateChange{Role::Primary, DiskState::UpToDate, {}, ""}, 2},
@@ -504,9 +534,14 @@ TEST(PeerProtocol, HelloWithABlockSizeThatIsNoPowerOfTwoIsRefused) {
   EXPECT_EQ(encode(h, 1).error, ProtocolError::OutOfRange);
 }
 
-TEST(PeerProtocol, AuthResultOtherThanZeroOrOneIsBad) {
-  EXPECT_EQ(decode_error(raw_frame(static_cast<std::uint8_t>(MessageType::AuthResult), {2, 0, 0, 0})),
-            ProtocolError::BadEnum);
+TEST(PeerProtocol, AuthHelloOfNeitherSideIsBad) {
+  Bytes payload = payload_of(sample_auth_hello());
+  payload[168] = 3;
+  EXPECT_EQ(decode_error(raw_frame(static_cast<std::uint8_t>(MessageType::AuthHello), payload)), ProtocolError::BadEnum);
+}
+
+TEST(PeerProtocol, TheFirstProtocolsChallengeIsAnUnknownType) {
+  EXPECT_EQ(decode_error(raw_frame(0x02, Bytes(32))), ProtocolError::UnknownType);
 }
 
 TEST(PeerProtocol, ReasonTextMustBePrintable) {

@@ -262,7 +262,8 @@ class Node {
     s.initial_primary = id_ == 1;
     s.backing_path = name() + ".img";
 
-    manager_ = std::make_unique<ReplicationManager>(2, KeepAlive{});
+    peer::LinkCredentials credentials{s.cluster_name, s.node_id, s.node_name, s.secret, {{s.peer_id, s.peer_name, ""}}};
+    manager_ = std::make_unique<ReplicationManager>(2, KeepAlive{}, std::move(credentials));
     replicator_ = manager_->add(s, data_, *store_);
     // A first start may move to another port if this one was taken meanwhile; a restart must
     // keep it, since the peer dials it.
@@ -361,7 +362,9 @@ void expect_refused(Node& one, Node& two, const std::function<bool(const std::st
   const bool both_explained = eventually([&] {
     const PeerStatus p1 = one.peer_status(), p2 = two.peer_status();
     ever_linked = ever_linked || is_linked(p1.connection) || is_linked(p2.connection);
-    return explains(p1.last_error) && explains(p2.last_error);
+    // A refusal before authentication is the listener's (last_refused_connection), not the volume's.
+    return explains(p1.last_error + " " + p1.last_refused_connection) &&
+           explains(p2.last_error + " " + p2.last_refused_connection);
   });
   EXPECT_TRUE(both_explained) << describe(one, two);
   // A few more reconnect attempts (the dialler retries after 200 ms, 400 ms, ...) must fail too.
@@ -458,7 +461,8 @@ TEST(Replicator, WrongSecretIsReportedEvenWhenThePeerWasUnreachableBefore) {
   ASSERT_TRUE(eventually([&] { return contains(one.peer_status().last_error, "cannot connect"); }))
       << describe(one);
   two.start(one);
-  ASSERT_TRUE(eventually([&] { return contains(two.peer_status().last_error, "secret"); })) << describe(one, two);
+  ASSERT_TRUE(eventually([&] { return contains(two.peer_status().last_refused_connection, "secret"); }))
+      << describe(one, two);
   // one went through the same failed handshake: its status must name the real cause now, not
   // the stale "cannot connect".
   EXPECT_TRUE(eventually([&] { return contains(one.peer_status().last_error, "secret"); }, 2s))
