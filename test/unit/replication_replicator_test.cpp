@@ -6,6 +6,8 @@
 // Every wait polls status() against a deadline; nothing sleeps for a fixed time to "let
 // things settle".
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
@@ -31,6 +33,8 @@
 #include "replication/replication_manager.h"
 #include "replication/replicator.h"
 #include "util/asio.h"
+#include "util/crc32c.h"
+#include "util/endian.h"
 
 namespace freevsa::replication {
 namespace {
@@ -89,13 +93,16 @@ std::vector<std::uint8_t> contents(MemoryVolume& volume) { return contents(volum
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A TCP relay between the two nodes that decodes what the dialling node sends and records the
-// Writes, so that a test can see what travels on the wire (epochs).
+// Writes, so that a test can see what travels on the wire (epochs). As a man in the middle it
+// can also alter the next Write's data (fixing both CRCs, as an attacker would) or put a forged
+// frame before it, and it keeps the first connection's handshake frames for a replay.
 class WriteTap {
  public:
   struct SeenWrite {
     std::uint64_t offset;
     std::uint64_t epoch;
   };
+  enum class Tamper { None, AlterNextWrite, InjectBeforeNextWrite };
 
   explicit WriteTap(std::uint16_t target_port)
       : target_port_(target_port), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
@@ -118,6 +125,19 @@ class WriteTap {
     std::lock_guard lock(mutex_);
     return writes_;
   }
+  void tamper(Tamper what) {
+    std::lock_guard lock(mutex_);
+    tamper_ = what;
+  }
+  bool tamper_done() const {
+    std::lock_guard lock(mutex_);
+    return tamper_ == Tamper::None;
+  }
+  // The dialler's AuthHello and AuthProof of the first connection, as they went over the wire.
+  std::vector<std::uint8_t> first_handshake() const {
+    std::lock_guard lock(mutex_);
+    return handshake_;
+  }
 
  private:
   using tcp = boost::asio::ip::tcp;
@@ -133,12 +153,14 @@ class WriteTap {
     std::array<std::uint8_t, 64 * 1024> upstream{};
     std::array<std::uint8_t, 64 * 1024> downstream{};
     peer::FrameReader reader;
+    bool first = false;  // the tap's first connection
   };
 
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket client) {
       if (ec) return;
       auto session = std::make_shared<Session>(std::move(client), io_);
+      session->first = sessions_.empty();
       sessions_.push_back(session);
       session->server.async_connect({boost::asio::ip::make_address("127.0.0.1"), target_port_},
                                     [this, session](boost::system::error_code error) {
@@ -163,10 +185,15 @@ class WriteTap {
         return;
       }
       auto& bytes = up ? session->upstream : session->downstream;
-      if (up) record(*session, std::span<const std::uint8_t>(bytes.data(), n));
+      auto out = std::make_shared<std::vector<std::uint8_t>>();
+      if (up) {
+        forward(*session, std::span<const std::uint8_t>(bytes.data(), n), *out);
+      } else {
+        out->assign(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+      }
       tcp::socket& to = up ? session->server : session->client;
-      boost::asio::async_write(to, boost::asio::buffer(bytes.data(), n),
-                               [this, session, up](boost::system::error_code error, std::size_t) {
+      boost::asio::async_write(to, boost::asio::buffer(*out),
+                               [this, session, up, out](boost::system::error_code error, std::size_t) {
                                  if (error) {
                                    session->close();
                                    return;
@@ -176,18 +203,45 @@ class WriteTap {
     });
   }
 
-  void record(Session& session, std::span<const std::uint8_t> bytes) {
+  // Passes the upstream frames on one by one, recording and tampering on the way.
+  void forward(Session& session, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
     session.reader.append(bytes);
     for (;;) {
       const peer::FrameReader::Frame frame = session.reader.next();
+      if (frame.status == peer::ScanResult::Status::Bad) session.close();
       if (frame.status != peer::ScanResult::Status::Complete) return;
+      std::vector<std::uint8_t> raw(frame.raw_header.begin(), frame.raw_header.end());
+      raw.insert(raw.end(), frame.payload.begin(), frame.payload.end());
+      raw.insert(raw.end(), frame.mac.begin(), frame.mac.end());
       const auto message = peer::decode_message(frame.header, frame.payload);
-      if (!message.ok()) continue;
-      if (const auto* write = std::get_if<peer::Write>(&message.value)) {
-        std::lock_guard lock(mutex_);
-        writes_.push_back({write->offset, write->epoch});
+      std::lock_guard lock(mutex_);
+      if (message.ok() && session.first && (std::holds_alternative<peer::AuthHello>(message.value) ||
+                                            std::holds_alternative<peer::AuthProof>(message.value))) {
+        handshake_.insert(handshake_.end(), raw.begin(), raw.end());
       }
+      if (const auto* write = message.ok() ? std::get_if<peer::Write>(&message.value) : nullptr) {
+        writes_.push_back({write->offset, write->epoch});
+        if (tamper_ == Tamper::AlterNextWrite) alter(raw);
+        if (tamper_ == Tamper::InjectBeforeNextWrite) inject(out);
+        tamper_ = Tamper::None;
+      }
+      out.insert(out.end(), raw.begin(), raw.end());
     }
+  }
+
+  // One bit of the data flipped, the payload and header CRCs made to match again.
+  static void alter(std::vector<std::uint8_t>& raw) {
+    const std::uint32_t payload_length = util::get_be32(&raw[16]);
+    raw[peer::kFrameHeaderSize + payload_length - 1] ^= 0x01;
+    util::put_be32(&raw[20], util::crc32c(std::span(raw).subspan(peer::kFrameHeaderSize, payload_length)));
+    util::put_be32(&raw[28], util::crc32c_extend(0, raw.data(), 28));
+  }
+
+  // A WriteAck-shaped forgery with correct CRCs and no MAC.
+  static void inject(std::vector<std::uint8_t>& out) {
+    std::vector<std::uint8_t> forged(peer::kFrameHeaderSize + 16);
+    const auto size = peer::encode_into(peer::Ping{1}, 0, forged);
+    out.insert(out.end(), forged.begin(), forged.begin() + static_cast<std::ptrdiff_t>(size.value));
   }
 
   std::uint16_t target_port_;
@@ -197,6 +251,8 @@ class WriteTap {
   std::thread thread_;
   mutable std::mutex mutex_;
   std::vector<SeenWrite> writes_;
+  Tamper tamper_ = Tamper::None;
+  std::vector<std::uint8_t> handshake_;
 };
 
 struct NodeOptions {
@@ -725,6 +781,72 @@ TEST(Replicator, ProtocolAWriteIssuedAfterAnotherCompletedCarriesALaterEpoch) {
   ASSERT_EQ(seen[1].offset, 1 * MiB);
   // Otherwise the secondary may apply the second before the first.
   EXPECT_GT(seen[1].epoch, seen[0].epoch);
+}
+
+// ---- a man in the middle (peer_auth.h: every frame after the handshake carries a MAC)
+
+// Reads until the peer closes the connection, for at most `limit`.
+bool closed_within(boost::asio::ip::tcp::socket& socket, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::array<std::uint8_t, 4096> buffer{};
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{socket.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    if (::recv(socket.native_handle(), buffer.data(), buffer.size(), 0) <= 0) return true;
+  }
+  return false;
+}
+
+TEST(Replicator, AWriteAlteredOnTheWireIsRefusedAndTheLinkComesBack) {
+  Node one(1), two(2);
+  two.start(one);
+  WriteTap tap(two.port());
+  one.start(2, tap.port());
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  tap.tamper(WriteTap::Tamper::AlterNextWrite);
+  const auto data = pattern(4 * KiB, 7);
+  EXPECT_EQ(one.volume().write(0, data, false), 0) << "the primary keeps serving, the peer marked out of sync";
+  ASSERT_TRUE(eventually([&] { return tap.tamper_done(); }, 5s));
+  EXPECT_TRUE(eventually([&] { return contains(two.peer_status().last_error, "failed its MAC check"); }))
+      << describe(one, two);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); }, 20s)) << describe(one, two);
+  EXPECT_EQ(contents(two.data(), 0, 4 * KiB), data) << "the resync brought the real data, not the altered";
+  EXPECT_EQ(contents(one.data()), contents(two.data()));
+}
+
+TEST(Replicator, AFrameInjectedOnTheWireIsRefusedAndTheLinkComesBack) {
+  Node one(1), two(2);
+  two.start(one);
+  WriteTap tap(two.port());
+  one.start(2, tap.port());
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  tap.tamper(WriteTap::Tamper::InjectBeforeNextWrite);
+  EXPECT_EQ(one.volume().write(8 * KiB, pattern(4 * KiB, 9), false), 0);
+  ASSERT_TRUE(eventually([&] { return tap.tamper_done(); }, 5s));
+  EXPECT_TRUE(eventually([&] { return contains(two.peer_status().last_error, "failed its MAC check"); }))
+      << describe(one, two);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); }, 20s)) << describe(one, two);
+  EXPECT_EQ(contents(one.data()), contents(two.data()));
+}
+
+TEST(Replicator, AReplayedHandshakeIsRefusedAndTheLiveLinkStays) {
+  Node one(1), two(2);
+  two.start(one);
+  WriteTap tap(two.port());
+  one.start(2, tap.port());
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  const std::vector<std::uint8_t> recorded = tap.first_handshake();
+  ASSERT_GT(recorded.size(), 2 * peer::kFrameHeaderSize) << "the dialler's AuthHello and AuthProof";
+
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket replay(io);
+  replay.connect({boost::asio::ip::make_address("127.0.0.1"), two.port()});
+  boost::asio::write(replay, boost::asio::buffer(recorded));
+  EXPECT_TRUE(closed_within(replay, 7s));
+  EXPECT_TRUE(eventually([&] { return contains(two.peer_status().last_refused_connection, "does not match"); }))
+      << two.peer_status().last_refused_connection;
+  EXPECT_GE(two.peer_status().refused_connections, 1u);
+  EXPECT_TRUE(settled(one, two)) << "the replay must not disturb the live link: " << describe(one, two);
 }
 
 // ---- roles
