@@ -260,7 +260,14 @@ void ClusterReader::settings(const Field& field, ClusterConfig& cluster) {
 
   cluster.initial_primary = node_name(map.require("initial_primary"));
 
-  if (auto tls = map.get("tls")) {
+  if (auto tls = map.get("tls"); tls && tls->node.IsScalar()) {
+    if (tls->node.Scalar() != "psk") {
+      r_.fail(*tls, fmt::format("expected psk (TLS 1.3 with a key derived from cluster.secret) or a map of cert, key "
+                                "and ca, got '{}'",
+                                tls->node.Scalar()));
+    }
+    cluster.tls_psk = true;
+  } else if (tls) {
     MapView files(r_, *tls, {"cert", "key", "ca"});
     std::map<std::string, std::string> cert = values(per_node_path(files.require("cert")));
     std::map<std::string, std::string> key = values(per_node_path(files.require("key")));
@@ -465,6 +472,7 @@ LocalCluster resolve_node(const Reader& reader, const Reader::MapView& root, con
   }
   local.secret = cluster.secret;
   if (auto tls = cluster.tls.find(node); tls != cluster.tls.end()) local.tls = tls->second;
+  local.tls_psk = cluster.tls_psk;
   local.keepalive = cluster.keepalive;
   local.initial_primary = cluster.initial_primary;
   local.config_hash = cluster.config_hash;

@@ -99,7 +99,8 @@ struct ClusterVolume {
 struct ClusterConfig {
   std::string name;
   std::string secret;  // peer link authentication, 16..1024 bytes; never printed
-  std::map<std::string, TlsFiles> tls;  // node -> files; empty: no TLS
+  std::map<std::string, TlsFiles> tls;  // node -> files; empty: no TLS with certificates
+  bool tls_psk = false;  // cluster.tls: psk - TLS 1.3 with a key derived from the secret
   KeepAliveConfig keepalive;
   std::string initial_primary;  // node that is primary when the cluster first starts
   std::vector<ClusterNode> nodes;
@@ -145,7 +146,8 @@ struct LocalCluster {
   ClusterNode self;
   std::vector<ClusterNode> peers;
   std::string secret;
-  std::optional<TlsFiles> tls;  // this node's files; nullopt: plain TCP
+  std::optional<TlsFiles> tls;  // this node's files; nullopt: no TLS with certificates
+  bool tls_psk = false;         // TLS 1.3 with a pre-shared key from the secret instead
   KeepAliveConfig keepalive;
   std::string initial_primary;
   std::vector<LocalVolume> volumes;

@@ -57,7 +57,7 @@ std::string cluster_part(const ClusterConfig& cluster) {
   text += fmt::format("cluster name={}\n", cluster.name);
   text += fmt::format("cluster secret-sha256={}\n", to_hex(sha256(secret_input)));
   text += fmt::format("cluster initial_primary={}\n", cluster.initial_primary);
-  text += fmt::format("cluster tls={}\n", cluster.tls.empty() ? "off" : "on");
+  text += fmt::format("cluster tls={}\n", cluster.tls_psk ? "psk" : cluster.tls.empty() ? "off" : "on");
   text += fmt::format("cluster keepalive ping_interval_ms={} timeout_ms={}\n", cluster.keepalive.ping_interval.count(),
                       cluster.keepalive.timeout.count());
   std::vector<const ClusterNode*> nodes;

@@ -42,6 +42,7 @@ ReplicaSettings settings_for(const LocalCluster& local, const LocalVolume& volum
   s.peer_port = peer.address.port;
   s.secret = local.secret;
   s.tls = tls;
+  s.tls_certificates = local.tls.has_value();
   s.keepalive = KeepAlive{local.keepalive.ping_interval, local.keepalive.timeout};
   s.protocol = protocol_of(volume.protocol);
   s.config_hash = volume.config_hash;
@@ -101,6 +102,7 @@ const LocalVolume& find_volume(const LocalCluster& local, const std::string& nam
 NodeReplicas::NodeReplicas(const Config& config) : local_(*config.local) {
   std::shared_ptr<boost::asio::ssl::context> tls;
   if (local_.tls) tls = make_peer_tls_context(TlsFilePaths{local_.tls->cert, local_.tls->key, local_.tls->ca});
+  if (local_.tls_psk) tls = make_peer_tls_psk_context(local_.secret, local_.cluster_name);
   peer::LinkCredentials credentials{local_.cluster_name, local_.self.id, local_.self.name, local_.secret, {}};
   for (const ClusterNode& peer : local_.peers)
     credentials.peers.push_back(peer::KnownNode{peer.id, peer.name, peer.replication.address});

@@ -1,5 +1,7 @@
 #include "replication/peer_tls.h"
 
+#include <array>
+
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -9,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include "replication/peer_auth.h"
 
 namespace freevsa::replication {
 
@@ -52,6 +56,83 @@ std::shared_ptr<ssl::context> make_peer_tls_context(const TlsFilePaths& files) {
   load(files.ca, "CA certificate", [&] { context->load_verify_file(files.ca); });
   context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   return context;
+}
+
+namespace {
+
+// The key and identity one PSK context offers and accepts; owned with the context.
+struct PskContext {
+  boost::asio::ssl::context context{boost::asio::ssl::context::tls};
+  std::array<std::uint8_t, 32> key{};
+  std::string identity;
+};
+
+constexpr unsigned char kAes128GcmSha256[] = {0x13, 0x01};  // TLS_AES_128_GCM_SHA256
+
+PskContext* psk_of(SSL* ssl) { return static_cast<PskContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))); }
+
+// A session that carries the PSK, as OpenSSL wants external PSKs; null on failure.
+SSL_SESSION* psk_session(SSL* ssl, const PskContext& psk) {
+  const SSL_CIPHER* cipher = SSL_CIPHER_find(ssl, kAes128GcmSha256);
+  if (cipher == nullptr) return nullptr;
+  SSL_SESSION* session = SSL_SESSION_new();
+  if (session == nullptr) return nullptr;
+  if (SSL_SESSION_set1_master_key(session, psk.key.data(), psk.key.size()) != 1 ||
+      SSL_SESSION_set_cipher(session, cipher) != 1 || SSL_SESSION_set_protocol_version(session, TLS1_3_VERSION) != 1) {
+    SSL_SESSION_free(session);
+    return nullptr;
+  }
+  return session;
+}
+
+// Client: offer the PSK (for the hash it is bound to only).
+int use_psk(SSL* ssl, const EVP_MD* md, const unsigned char** id, std::size_t* id_length, SSL_SESSION** session) {
+  const PskContext* psk = psk_of(ssl);
+  *session = nullptr;
+  if (psk == nullptr) return 0;
+  const SSL_CIPHER* cipher = SSL_CIPHER_find(ssl, kAes128GcmSha256);
+  if (cipher == nullptr || (md != nullptr && md != SSL_CIPHER_get_handshake_digest(cipher))) return 1;
+  *session = psk_session(ssl, *psk);
+  if (*session == nullptr) return 0;
+  *id = reinterpret_cast<const unsigned char*>(psk->identity.data());
+  *id_length = psk->identity.size();
+  return 1;
+}
+
+// Server: accept only our own identity; anything else continues without a PSK, and with no
+// certificate to fall back on, the handshake fails.
+int find_psk(SSL* ssl, const unsigned char* id, std::size_t id_length, SSL_SESSION** session) {
+  const PskContext* psk = psk_of(ssl);
+  *session = nullptr;
+  if (psk == nullptr) return 0;
+  if (std::string_view(reinterpret_cast<const char*>(id), id_length) != psk->identity) return 1;
+  *session = psk_session(ssl, *psk);
+  return *session == nullptr ? 0 : 1;
+}
+
+}  // namespace
+
+std::shared_ptr<ssl::context> make_peer_tls_psk_context(std::string_view secret, std::string_view cluster_name) {
+  auto holder = std::make_shared<PskContext>();
+  holder->identity = fmt::format("freevsa peer link {}", cluster_name);
+  const std::string salt = fmt::format("freevsa cluster {}", cluster_name);
+  if (!peer::hkdf_sha256(secret, {reinterpret_cast<const std::uint8_t*>(salt.data()), salt.size()},
+                         "freevsa peer link TLS pre-shared key", holder->key)) {
+    throw std::runtime_error("cluster.tls: psk: HKDF-SHA256 is not available in this OpenSSL");
+  }
+  SSL_CTX* ctx = holder->context.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+  holder->context.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1) {
+    throw std::runtime_error("cluster.tls: psk: TLS_AES_128_GCM_SHA256 is not available in this OpenSSL");
+  }
+  SSL_CTX_set_app_data(ctx, holder.get());
+  SSL_CTX_set_psk_use_session_callback(ctx, use_psk);
+  SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
+  holder->context.set_verify_mode(ssl::verify_none);  // no certificates: the PSK authenticates
+  return std::shared_ptr<ssl::context>(holder, &holder->context);
 }
 
 }  // namespace freevsa::replication

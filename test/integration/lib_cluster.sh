@@ -9,7 +9,7 @@
 #                                  keys: SIZE PROTOCOL SECRET CLUSTER RESYNC_RATE CHECKSUM
 #                                  VERIFY_RATE BLOCK PING_INTERVAL PEER_TIMEOUT (defaults below),
 #                                  TLS=DIR (TLS on the peer link with DIR/ca.crt and
-#                                  DIR/{a,b}.{crt,key}), METADATA=external (metadata in
+#                                  DIR/{a,b}.{crt,key}) or TLS=psk (TLS 1.3, key from the secret), METADATA=external (metadata in
 #                                  data/NODE/vol0.meta instead of the backing file), DIRECT_IO
 #                                  NETWORK_THREADS WORKER_THREADS (unset: the daemon's defaults).
 #                                  Both nodes normally get the same values; tests of mismatches
@@ -72,7 +72,9 @@ cluster_config() {  # cluster_config NODE [KEY=VALUE...]
     *) echo "cluster_config: unknown setting $kv" >&2; return 2 ;;
     esac
   done
-  [ -n "$TLS" ] && tls="
+  [ "$TLS" = psk ] && tls="
+  tls: psk"
+  [ -n "$TLS" ] && [ "$TLS" != psk ] && tls="
   tls:
     cert: {a: $TLS/a.crt, b: $TLS/b.crt}
     key: {a: $TLS/a.key, b: $TLS/b.key}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # replication_tls.sh - TLS on the peer link: encrypted, mutually verified, bound to node names.
-# timeout: 240
+# timeout: 300
 #
-# A test CA signs a certificate for each node (subjectAltName DNS:a / DNS:b). Then:
+# With `tls: psk` (TLS 1.3, key derived from the cluster secret, no certificates) the nodes
+# connect over TLSv1.3, the data is not visible on the link, and a node with another secret
+# fails the TLS handshake. Then a test CA signs a certificate for each node
+# (subjectAltName DNS:a / DNS:b), and:
 #  - with cluster.tls on both nodes they connect over TLS 1.2+, sync, and replicate; a 4 KiB
 #    text pattern written through a's portal is captured (tcpdump on the replication port) on
 #    the link in plain TCP (the control) but never with TLS;
@@ -59,7 +62,23 @@ node_start a && node_start b || exit 2
 check "plain: in sync" wait_in_sync 60
 check "plain: the written data is visible on the replication link (the capture works)" pattern_on_link plain
 
-echo "--- TLS"
+echo "--- TLS with a key derived from the cluster secret"
+fresh
+cluster_config a TLS=psk
+cluster_config b TLS=psk
+node_start a && node_start b || exit 2
+check "TLS-PSK: in sync" wait_in_sync 60
+check "TLS-PSK: a's log says the link is TLS 1.3" node_log_has a "connected to b \(127\.0\.0\.2:[0-9]+, TLSv1\.3\)"
+check "TLS-PSK: the written data is not visible on the replication link" not pattern_on_link tls-psk
+check "TLS-PSK: the replicas are identical" replicas_identical
+fresh
+cluster_config a TLS=psk
+cluster_config b TLS=psk SECRET=not-the-cluster-secret-9876543210
+node_start a && node_start b || exit 2
+check "TLS-PSK: a node with another secret fails the TLS handshake" wait_log a "TLS handshake with 127\.0\.0\.2 failed" 15
+check "TLS-PSK: never connected" [ "$(status_field a "p['connection']")" = Connecting ]
+
+echo "--- TLS with certificates"
 fresh
 cluster_config a TLS="$PKI"
 cluster_config b TLS="$PKI"

@@ -489,6 +489,26 @@ TEST(DaemonClusterConfig, TlsFilesArePerNode) {
   EXPECT_EQ(config.local->tls->ca, "ca.crt");
 }
 
+TEST(DaemonClusterConfig, TlsPskNeedsNoFiles) {
+  std::string yaml = join(kBase);
+  yaml.insert(yaml.find("nodes:"), "  tls: psk\n");
+  Config config = as_node(yaml, "b");
+  EXPECT_TRUE(config.local->tls_psk);
+  EXPECT_FALSE(config.local->tls);
+  std::string certificates = join(kBase);
+  certificates.insert(certificates.find("nodes:"), "  tls: {cert: c.pem, key: k.pem, ca: ca.pem}\n");
+  EXPECT_NE(hash_of(yaml), hash_of(certificates)) << "a node with certificates and one with a PSK never connect";
+  EXPECT_NE(hash_of(yaml), hash_of(join(kBase)));
+}
+
+TEST(DaemonClusterConfig, TlsIsPskOrAMapOfFiles) {
+  std::string yaml = join(kBase);
+  yaml.insert(yaml.find("nodes:"), "  tls: yes\n");
+  EXPECT_EQ(error_of(yaml),
+            "t.yaml:5: cluster.tls: expected psk (TLS 1.3 with a key derived from cluster.secret) or a map of cert, key "
+            "and ca, got 'yes'");
+}
+
 TEST(DaemonClusterConfig, TlsNeedsCertKeyAndCa) {
   std::string yaml = join(kBase);
   yaml.insert(yaml.find("nodes:"), "  tls: {cert: a.crt, ca: ca.crt}\n");
