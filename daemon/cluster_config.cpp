@@ -2,7 +2,6 @@
 // checked against each other, and the view of one node. Schema: etc/cluster-demo.yaml.
 #include "daemon/cluster_config.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -55,12 +54,6 @@ constexpr std::uint64_t kMaxPath = 4095;
 // A path given for each node, with where each was written.
 using PerNode = std::map<std::string, Field>;
 
-bool is_loopback(const std::string& address) {
-  in_addr v4{};
-  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  return address == "::1";
-}
-
 class ClusterReader {
  public:
   explicit ClusterReader(const Reader& reader) : r_(reader) {}
@@ -72,7 +65,9 @@ class ClusterReader {
   ClusterNode node(const Field& field, std::size_t index);
   void settings(const Field& field, ClusterConfig& cluster);
   void keepalive(const Field& field, KeepAliveConfig& keepalive) const;
-  ClusterVolume volume(const Field& field);
+  ClusterVolume volume(const Field& field, const TargetAccess& access_defaults);
+  void same_access_per_target(const std::vector<Field>& items, const std::vector<ClusterVolume>& volumes) const;
+  void warn_exposed(const std::vector<Field>& items, const ClusterConfig& cluster) const;
   ResyncConfig resync(const Field& field) const;
   VerifyConfig verify(const Field& field) const;
   std::string node_name(const Field& field) const;
@@ -107,7 +102,7 @@ ClusterConfig ClusterReader::read(const MapView& root) {
   std::map<std::string, int> name_lines;
   std::map<std::pair<std::string, std::uint64_t>, std::pair<std::string, int>> luns;
   for (const Field& item : items) {
-    ClusterVolume volume = this->volume(item);
+    ClusterVolume volume = this->volume(item, cluster.iscsi_access);
     if (auto [it, inserted] = name_lines.emplace(volume.name, item.line); !inserted) {
       r_.fail(item.line, child_path(item.path, "name"),
               fmt::format("volume '{}' is defined twice (first at line {})", volume.name, it->second));
@@ -121,8 +116,50 @@ ClusterConfig ClusterReader::read(const MapView& root) {
     }
     cluster.volumes.push_back(std::move(volume));
   }
+  same_access_per_target(items, cluster.volumes);
+  warn_exposed(items, cluster);
   compute_config_hashes(cluster);
   return cluster;
+}
+
+// An initiator logs in to a target, not to a LUN: volumes sharing one need one access.
+void ClusterReader::same_access_per_target(const std::vector<Field>& items,
+                                           const std::vector<ClusterVolume>& volumes) const {
+  auto sorted = [](std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  std::map<std::string, std::size_t> first_of_target;
+  for (std::size_t i = 0; i < volumes.size(); ++i) {
+    auto [it, inserted] = first_of_target.emplace(volumes[i].target_iqn, i);
+    if (inserted) continue;
+    const TargetAccess& mine = volumes[i].access;
+    const TargetAccess& first = volumes[it->second].access;
+    std::string_view differing;
+    if (mine.chap != first.chap) {
+      differing = "chap";
+    } else if (mine.mutual_chap != first.mutual_chap) {
+      differing = "mutual_chap";
+    } else if (sorted(mine.allowed_initiators) != sorted(first.allowed_initiators)) {
+      differing = "allowed_initiators";
+    }
+    if (differing.empty()) continue;
+    r_.fail(items[i].line, child_path(items[i].path, differing),
+            fmt::format("differs from that of volume '{}' (line {}), which has the same target '{}': volumes of one "
+                        "target share its chap, mutual_chap and allowed_initiators",
+                        volumes[it->second].name, items[it->second].line, volumes[i].target_iqn));
+  }
+}
+
+void ClusterReader::warn_exposed(const std::vector<Field>& items, const ClusterConfig& cluster) const {
+  std::vector<ServedPortal> served;
+  for (const ClusterNode& node : cluster.nodes) {
+    for (const Endpoint& portal : node.portals) served.push_back({portal, "node " + node.name});
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    warn_if_exposed(r_, items[i], fmt::format("volume '{}'", cluster.volumes[i].name), cluster.volumes[i].access,
+                    served, "set chap or allowed_initiators on the volume or in cluster.iscsi_access");
+  }
 }
 
 void ClusterReader::nodes(const Field& field, ClusterConfig& cluster) {
@@ -246,7 +283,7 @@ void ClusterReader::claim_endpoint(const Field& field, const Endpoint& endpoint,
 }
 
 void ClusterReader::settings(const Field& field, ClusterConfig& cluster) {
-  MapView map(r_, field, {"name", "secret", "initial_primary", "tls", "keepalive"});
+  MapView map(r_, field, {"name", "secret", "initial_primary", "tls", "keepalive", "iscsi_access"});
   cluster.name = r_.name(map.require("name"), kMaxNameBytes);
 
   // The secret itself never appears in a message.
@@ -275,6 +312,9 @@ void ClusterReader::settings(const Field& field, ClusterConfig& cluster) {
     for (const std::string& node : node_names_) cluster.tls[node] = TlsFiles{cert[node], key[node], ca[node]};
   }
   if (auto f = map.get("keepalive")) keepalive(*f, cluster.keepalive);
+  if (auto f = map.get("iscsi_access")) {
+    cluster.iscsi_access = read_access(r_, MapView(r_, *f, {"chap", "mutual_chap", "allowed_initiators"}), {});
+  }
 }
 
 void ClusterReader::keepalive(const Field& field, KeepAliveConfig& keepalive) const {
@@ -292,10 +332,10 @@ void ClusterReader::keepalive(const Field& field, KeepAliveConfig& keepalive) co
   }
 }
 
-ClusterVolume ClusterReader::volume(const Field& field) {
+ClusterVolume ClusterReader::volume(const Field& field, const TargetAccess& access_defaults) {
   MapView map(r_, field,
               {"name", "size", "block_size", "direct_io", "protocol", "target", "lun", "backing", "metadata", "resync",
-               "verify"});
+               "verify", "chap", "mutual_chap", "allowed_initiators"});
   ClusterVolume volume;
   volume.name = r_.name(map.require("name"), kMaxNameBytes);
   if (auto f = map.get("block_size")) {
@@ -332,6 +372,7 @@ ClusterVolume ClusterReader::volume(const Field& field) {
   }
   if (auto f = map.get("resync")) volume.resync = resync(*f);
   if (auto f = map.get("verify")) volume.verify = verify(*f);
+  volume.access = read_access(r_, map, access_defaults);
   return volume;
 }
 
@@ -493,6 +534,7 @@ LocalCluster resolve_node(const Reader& reader, const Reader::MapView& root, con
     volume.initial_primary = cluster.initial_primary == node;
     volume.target_iqn = v.target_iqn;
     volume.lun = v.lun;
+    volume.access = v.access;
     volume.config_hash = v.config_hash;
     volume.shared_settings = v.shared_settings;
     local.volumes.push_back(std::move(volume));

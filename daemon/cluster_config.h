@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/target_access.h"
+
 namespace freevsa::daemon {
 
 // An IP literal (canonical form, IPv6 without brackets) and a port.
@@ -92,6 +94,10 @@ struct ClusterVolume {
   std::map<std::string, std::string> external_metadata;
   ResyncConfig resync;
   VerifyConfig verify;
+  // Who may log in to its target on every node: its own keys over cluster.iscsi_access. The
+  // same for every volume of one target. Not hashed: the peers need not agree, and the hash's
+  // text is shown to them.
+  TargetAccess access;
   ConfigHash config_hash{};  // shared cluster settings + this volume's shared settings
   std::string shared_settings;  // the text config_hash was computed over (cluster_hash.cpp)
 };
@@ -103,6 +109,7 @@ struct ClusterConfig {
   bool tls_psk = false;  // cluster.tls: psk - TLS 1.3 with a key derived from the secret
   KeepAliveConfig keepalive;
   std::string initial_primary;  // node that is primary when the cluster first starts
+  TargetAccess iscsi_access;  // cluster.iscsi_access: the default of every volume's access
   std::vector<ClusterNode> nodes;
   std::vector<ClusterVolume> volumes;
   ConfigHash config_hash{};  // shared cluster settings + every volume's shared settings
@@ -136,6 +143,7 @@ struct LocalVolume {
   bool initial_primary = false;  // this node is primary when the volume is first created
   std::string target_iqn;
   std::uint64_t lun = 0;
+  TargetAccess access;
   ConfigHash config_hash{};  // put in Hello.config_hash for this volume's connection
   std::string shared_settings;  // its text, shown to the peer when the hashes differ
 };

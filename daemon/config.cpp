@@ -24,19 +24,9 @@ using config_detail::kMaxLun;
 using config_detail::Reader;
 using MapView = Reader::MapView;
 
-// RFC 7143 section 12.1.3 allows CHAP secrets of fewer than 96 bits only under IPsec, which we
-// do not do. Shorter ones are refused rather than warned about: a warning scrolls by while the
-// weak secret stays in production.
-constexpr std::size_t kMinChapSecretBytes = 12;
 // RFC 7143 section 13.12: MaxRecvDataSegmentLength, MaxBurstLength and FirstBurstLength.
 constexpr std::uint64_t kMinSegment = 512;
 constexpr std::uint64_t kMaxSegment = 16777215;
-
-// The parsed pair and where its secret was written, for the "mutual secret must differ" error.
-struct ChapField {
-  ChapConfig chap;
-  Field secret;
-};
 
 struct ParsedTarget {
   TargetConfig config;
@@ -54,56 +44,10 @@ class Parser : private Reader {
  private:
   ParsedTarget target(const Field& field) const;
   LunConfig lun(const Field& field, Field& path_field) const;
-  ChapField chap(const Field& field) const;
-  void chap_pair(const MapView& map, std::string_view chap_key, std::string_view mutual_key,
-                 std::optional<ChapConfig>& chap_out, std::optional<ChapConfig>& mutual_out) const;
   void iscsi_limits(const Field& field, Config& config) const;
   void single_node(const MapView& map, Config& config) const;
   void common(const MapView& map, Config& config) const;
 };
-
-ChapField Parser::chap(const Field& field) const {
-  MapView map(*this, field, {"user", "secret"});
-  ChapField result;
-  result.chap.user = text(map.require("user"), 255);
-  result.secret = map.require("secret");
-  // The secret itself never appears in a message: logs and terminals outlive the config file's mode.
-  if (!result.secret.node.IsScalar())
-    fail(result.secret, fmt::format("expected a string, got {}", describe(result.secret.node)));
-  result.chap.secret = result.secret.node.Scalar();
-  if (result.chap.secret.size() < kMinChapSecretBytes) {
-    fail(result.secret, fmt::format("must be at least {} bytes long (RFC 7143 section 12.1.3), got {}",
-                                    kMinChapSecretBytes, result.chap.secret.size()));
-  }
-  if (result.chap.secret.size() > 255) {
-    fail(result.secret, fmt::format("is {} bytes long, at most 255 allowed", result.chap.secret.size()));
-  }
-  return result;
-}
-
-void Parser::chap_pair(const MapView& map, std::string_view chap_key, std::string_view mutual_key,
-                       std::optional<ChapConfig>& chap_out, std::optional<ChapConfig>& mutual_out) const {
-  std::optional<ChapField> incoming;
-  if (auto field = map.get(chap_key)) incoming = chap(*field);
-  auto mutual_field = map.get(mutual_key);
-  if (!mutual_field) {
-    if (incoming) chap_out = incoming->chap;
-    return;
-  }
-  if (!incoming) {
-    fail(*mutual_field, fmt::format("needs '{}' as well: the target only proves itself to initiators that "
-                                    "authenticated first",
-                                    chap_key));
-  }
-  ChapField outgoing = chap(*mutual_field);
-  if (outgoing.chap.secret == incoming->chap.secret) {
-    fail(outgoing.secret, fmt::format("must differ from {}.secret: a shared secret lets anyone reflect the "
-                                      "target's own challenge back at it",
-                                      chap_key));
-  }
-  chap_out = incoming->chap;
-  mutual_out = outgoing.chap;
-}
 
 LunConfig Parser::lun(const Field& field, Field& path_field) const {
   MapView map(*this, field, {"lun", "path", "size", "block_size", "direct_io", "serial"});
@@ -158,18 +102,7 @@ ParsedTarget Parser::target(const Field& field) const {
     target.luns.push_back(std::move(lun));
   }
 
-  chap_pair(map, "chap", "mutual_chap", target.chap, target.mutual_chap);
-
-  if (auto allowed = map.get("allowed_initiators")) {
-    std::map<std::string, int> seen;
-    for (const Field& item : sequence(*allowed)) {
-      std::string name = iscsi_name(item);
-      if (auto [it, inserted] = seen.emplace(name, item.line); !inserted) {
-        fail(item, fmt::format("'{}' is listed twice (first at line {})", name, it->second));
-      }
-      target.allowed_initiators.push_back(std::move(name));
-    }
-  }
+  target.access = config_detail::read_access(*this, map, {});
   return parsed;
 }
 
@@ -218,6 +151,8 @@ void Parser::single_node(const MapView& map, Config& config) const {
   if (targets.empty()) fail(targets_field, "at least one target is needed");
   std::map<std::string, int> iqn_lines;
   std::map<std::string, std::string> path_owners;
+  std::vector<config_detail::ServedPortal> served;
+  for (const PortalConfig& portal : config.portals) served.push_back({portal, ""});
   for (const Field& item : targets) {
     ParsedTarget target = this->target(item);
     if (auto [it, inserted] = iqn_lines.emplace(target.config.iqn, target.iqn.line); !inserted) {
@@ -231,12 +166,15 @@ void Parser::single_node(const MapView& map, Config& config) const {
         fail(path, fmt::format("'{}' is already used by {}", value, it->second));
       }
     }
+    config_detail::warn_if_exposed(*this, item, fmt::format("target '{}'", target.config.iqn), target.config.access,
+                                   served, "set chap or allowed_initiators");
     config.targets.push_back(std::move(target.config));
   }
 }
 
 void Parser::common(const MapView& map, Config& config) const {
-  chap_pair(map, "discovery_chap", "discovery_mutual_chap", config.discovery_chap, config.discovery_mutual_chap);
+  config_detail::read_chap_pair(*this, map, "discovery_chap", "discovery_mutual_chap", config.discovery_chap,
+                                config.discovery_mutual_chap);
 
   if (auto f = map.get("log_level")) {
     config.log_level = scalar(*f, "a log level");
@@ -261,7 +199,8 @@ void derive_targets(const LocalCluster& local, Config& config) {
     auto target = std::find_if(config.targets.begin(), config.targets.end(),
                                [&](const TargetConfig& t) { return t.iqn == volume.target_iqn; });
     if (target == config.targets.end()) {
-      config.targets.push_back(TargetConfig{.iqn = volume.target_iqn});
+      // Volumes behind one target have the same access (read_cluster checks).
+      config.targets.push_back(TargetConfig{.iqn = volume.target_iqn, .access = volume.access});
       target = config.targets.end() - 1;
     }
     target->luns.push_back(LunConfig{.number = volume.lun,
@@ -298,6 +237,7 @@ Config Parser::parse(const std::string& yaml_text, const std::optional<std::stri
     }
     single_node(map, config);
     common(map, config);
+    config.warnings = warnings();
     return config;
   }
 
@@ -324,6 +264,7 @@ Config Parser::parse(const std::string& yaml_text, const std::optional<std::stri
     config.local = config_detail::resolve_node(*this, map, *config.cluster, *node);
     derive_targets(*config.local, config);
   }
+  config.warnings = warnings();
   return config;
 }
 

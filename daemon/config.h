@@ -18,17 +18,13 @@
 #include <vector>
 
 #include "daemon/cluster_config.h"
+#include "daemon/target_access.h"
 
 namespace freevsa::daemon {
 
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-struct ChapConfig {
-  std::string user;
-  std::string secret;  // 12 to 255 bytes (RFC 7143 12.1.3 asks for at least 96 bits)
 };
 
 struct LunConfig {
@@ -44,9 +40,7 @@ struct TargetConfig {
   std::string iqn;
   std::string alias;
   std::vector<LunConfig> luns;
-  std::optional<ChapConfig> chap;         // initiators must log in with these
-  std::optional<ChapConfig> mutual_chap;  // we authenticate to initiators with these
-  std::vector<std::string> allowed_initiators;  // empty: all
+  TargetAccess access;
 };
 
 using PortalConfig = Endpoint;  // an iSCSI listening address; the port is 3260 unless given
@@ -75,6 +69,10 @@ struct Config {
   // one target per distinct volumes[].target, LUN path = this node's backing path.
   std::optional<ClusterConfig> cluster;
   std::optional<LocalCluster> local;
+
+  // What the file may say but probably should not (a target open to the network), in the form
+  // of errors ("file:line: key: reason"); check-config prints them, serve logs them.
+  std::vector<std::string> warnings;
 };
 
 // Throws ConfigError with "file:line: key: reason".

@@ -159,6 +159,12 @@ bool is_wildcard(const std::string& canonical_address) {
   return canonical_address == "0.0.0.0" || canonical_address == "::";
 }
 
+bool is_loopback(const std::string& canonical_address) {
+  in_addr v4{};
+  if (::inet_pton(AF_INET, canonical_address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return canonical_address == "::1";
+}
+
 std::string endpoint_text(const PortalConfig& endpoint) {
   if (endpoint.address.find(':') == std::string::npos) return fmt::format("{}:{}", endpoint.address, endpoint.port);
   return fmt::format("[{}]:{}", endpoint.address, endpoint.port);
@@ -213,9 +219,17 @@ Field Reader::MapView::require(std::string_view key) const {
   return it->second;
 }
 
+std::string Reader::located(int line, std::string_view path, std::string_view reason) const {
+  if (path.empty()) return fmt::format("{}:{}: {}", source_, line, reason);
+  return fmt::format("{}:{}: {}: {}", source_, line, path, reason);
+}
+
 void Reader::fail(int line, std::string_view path, std::string_view reason) const {
-  if (path.empty()) throw ConfigError(fmt::format("{}:{}: {}", source_, line, reason));
-  throw ConfigError(fmt::format("{}:{}: {}: {}", source_, line, path, reason));
+  throw ConfigError(located(line, path, reason));
+}
+
+void Reader::warn(const Field& field, std::string_view reason) const {
+  warnings_.push_back(located(field.line, field.path, reason));
 }
 
 std::vector<Field> Reader::sequence(const Field& field) const {

@@ -36,6 +36,8 @@ std::string child_path(const std::string& parent, std::string_view key);
 std::string did_you_mean(std::string_view name, const std::vector<std::string_view>& known);
 // 0.0.0.0 or :: (listens everywhere, never an address to connect to).
 bool is_wildcard(const std::string& canonical_address);
+// 127.0.0.0/8 or ::1: only this machine reaches it.
+bool is_loopback(const std::string& canonical_address);
 // How an address:port is written in messages: IPv6 in brackets.
 std::string endpoint_text(const PortalConfig& endpoint);
 
@@ -70,6 +72,9 @@ class Reader {
 
   [[noreturn]] void fail(int line, std::string_view path, std::string_view reason) const;
   [[noreturn]] void fail(const Field& field, std::string_view reason) const { fail(field.line, field.path, reason); }
+  // Something the file may say but probably should not; collected in warnings(), same form as errors.
+  void warn(const Field& field, std::string_view reason) const;
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   std::vector<Field> sequence(const Field& field) const;
   std::string scalar(const Field& field, std::string_view what) const;
@@ -90,13 +95,34 @@ class Reader {
 
  private:
   void check_documents(const std::string& yaml_text) const;
+  std::string located(int line, std::string_view path, std::string_view reason) const;
 
   std::string source_;
+  mutable std::vector<std::string> warnings_;  // reading is const; noticing is not a change of the result
 };
 
 }  // namespace freevsa::daemon::config_detail
 
 namespace freevsa::daemon::config_detail {
+
+// The access keys of a target or volume (config_access.cpp).
+//
+// chap_key and mutual_key of `map` (chap and mutual_chap, or discovery_chap and
+// discovery_mutual_chap): both absent leaves the outputs alone.
+void read_chap_pair(const Reader& reader, const Reader::MapView& map, std::string_view chap_key,
+                    std::string_view mutual_key, std::optional<ChapConfig>& chap, std::optional<ChapConfig>& mutual);
+// chap, mutual_chap and allowed_initiators of `map` over `defaults`: chap or mutual_chap given
+// replaces the defaults' pair, allowed_initiators given (even empty) replaces their list.
+TargetAccess read_access(const Reader& reader, const Reader::MapView& map, const TargetAccess& defaults);
+// A portal and whose it is ("" on a single node, else "node NAME").
+struct ServedPortal {
+  Endpoint endpoint;
+  std::string owner;
+};
+// Warns at `where` when `access` lets every initiator in that reaches one of `portals` from
+// another machine; `what` names the target or volume.
+void warn_if_exposed(const Reader& reader, const Field& where, std::string_view what, const TargetAccess& access,
+                     const std::vector<ServedPortal>& portals, std::string_view remedy);
 
 // The cluster form (cluster_config.cpp): reads and cross-checks the cluster, nodes and volumes
 // sections of the top-level map and computes the hashes.

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
     if (args.command == "check-config") {
       daemon::Config config =
           args.node.empty() ? daemon::load_config(args.config) : daemon::load_config(args.config, args.node);
+      for (const std::string& warning : config.warnings) std::fprintf(stderr, "freevsa: warning: %s\n", warning.c_str());
       if (config.cluster) {
         std::printf("%s: valid cluster '%s' (%zu node(s), %zu volume(s), configuration hash %s)\n",
                     args.config.c_str(), config.cluster->name.c_str(), config.cluster->nodes.size(),
@@ -178,6 +179,7 @@ int main(int argc, char** argv) {
     if (args.command == "serve") {
       daemon::Config config = daemon::load_config(args.config, args.node);
       util::set_log_level(level_from(config.log_level));
+      for (const std::string& warning : config.warnings) util::log_warn("configuration: {}", warning);
       return serve(config);
     }
     std::fprintf(stderr, "freevsa: unknown command '%s'\n%s", args.command.c_str(), kUsage);

@@ -41,9 +41,9 @@ Node::Node(const Config& config, const VolumeFor& volume_for) {
     target::TargetDefinition definition;
     definition.iqn = target.iqn;
     definition.alias = target.alias;
-    definition.chap = chap_from(target.chap);
-    definition.mutual_chap = chap_from(target.mutual_chap);
-    definition.allowed_initiators = target.allowed_initiators;
+    definition.chap = chap_from(target.access.chap);
+    definition.mutual_chap = chap_from(target.access.mutual_chap);
+    definition.allowed_initiators = target.access.allowed_initiators;
     definition.luns = std::make_shared<scsi::LunMap>();
     for (const auto& lun : target.luns) {
       replication::Volume* volume = volume_for ? volume_for(lun) : nullptr;

@@ -1,5 +1,8 @@
 // Live sessions of the target, for TSIH allocation and session reinstatement (RFC 7143 6.3.5):
 // a login with the ISID of an existing session of the same initiator and target replaces it.
+// A connection asks for a TSIH and registers only when its login completed, i.e. after CHAP and
+// the initiator list passed: a login that fails them, whatever ISID it names, never touches
+// the session it would replace.
 //
 // Threading: all methods are thread-safe.
 #pragma once

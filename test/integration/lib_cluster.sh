@@ -11,7 +11,10 @@
 #                                  TLS=DIR (TLS on the peer link with DIR/ca.crt and
 #                                  DIR/{a,b}.{crt,key}) or TLS=psk (TLS 1.3, key from the secret), METADATA=external (metadata in
 #                                  data/NODE/vol0.meta instead of the backing file), DIRECT_IO
-#                                  NETWORK_THREADS WORKER_THREADS (unset: the daemon's defaults).
+#                                  NETWORK_THREADS WORKER_THREADS (unset: the daemon's defaults),
+#                                  CLUSTER_YAML / VOLUME_YAML / TOP_YAML (lines added verbatim
+#                                  inside `cluster:` (2-space indent), inside the volume (4) and
+#                                  at the top level (0), e.g. chap, iscsi_access, discovery_chap).
 #                                  Both nodes normally get the same values; tests of mismatches
 #                                  give one node others.
 #   node_start NODE                serve NODE in the background (log $IT_TMP/NODE.log); with
@@ -65,10 +68,12 @@ cluster_config() {  # cluster_config NODE [KEY=VALUE...]
   local SIZE=256M PROTOCOL=C SECRET=integration-test-secret-0123456789 CLUSTER=itcluster
   local RESYNC_RATE=adaptive CHECKSUM=false VERIFY_RATE=200M BLOCK=512 TLS= METADATA=internal kv tls=
   local PING_INTERVAL=200ms PEER_TIMEOUT=1s DIRECT_IO='' NETWORK_THREADS='' WORKER_THREADS=''
+  local CLUSTER_YAML='' VOLUME_YAML='' TOP_YAML=''
   for kv in "$@"; do
     case ${kv%%=*} in
     SIZE | PROTOCOL | SECRET | CLUSTER | RESYNC_RATE | CHECKSUM | VERIFY_RATE | BLOCK | TLS | METADATA | \
-      PING_INTERVAL | PEER_TIMEOUT | DIRECT_IO | NETWORK_THREADS | WORKER_THREADS) local "$kv" ;;
+      PING_INTERVAL | PEER_TIMEOUT | DIRECT_IO | NETWORK_THREADS | WORKER_THREADS | CLUSTER_YAML | VOLUME_YAML | \
+      TOP_YAML) local "$kv" ;;
     *) echo "cluster_config: unknown setting $kv" >&2; return 2 ;;
     esac
   done
@@ -87,7 +92,8 @@ cluster:
   name: $CLUSTER
   secret: $SECRET
   initial_primary: a
-  keepalive: {ping_interval: $PING_INTERVAL, timeout: $PEER_TIMEOUT}$tls
+  keepalive: {ping_interval: $PING_INTERVAL, timeout: $PEER_TIMEOUT}$tls${CLUSTER_YAML:+
+$CLUSTER_YAML}
 nodes:
   - name: a
     id: 1
@@ -110,8 +116,10 @@ volumes:
     backing: {a: data/a/$C_VOLUME.img, b: data/b/$C_VOLUME.img}
     metadata: $([ "$METADATA" = external ] && echo "{a: data/a/$C_VOLUME.meta, b: data/b/$C_VOLUME.meta}" || echo internal)
     resync: {rate: $RESYNC_RATE, checksum: $CHECKSUM}
-    verify: {rate: $VERIFY_RATE}
-iscsi: {max_recv_data_segment_length: 262144}
+    verify: {rate: $VERIFY_RATE}${VOLUME_YAML:+
+$VOLUME_YAML}
+iscsi: {max_recv_data_segment_length: 262144}${TOP_YAML:+
+$TOP_YAML}
 log_level: ${FREEVSA_LOG_LEVEL:-info}${NETWORK_THREADS:+
 network_threads: $NETWORK_THREADS}${WORKER_THREADS:+
 worker_threads: $WORKER_THREADS}

@@ -48,6 +48,14 @@ class LoginChapTest : public ::testing::Test {
     p.text = kv(open_iscsi_operational_keys());
     return p;
   }
+  // A first PDU that skips the security stage.
+  static LoginPdu operational_first(const std::string& target) {
+    LoginPdu p = operational();
+    auto keys = open_iscsi_operational_keys();
+    keys.insert(keys.begin(), {{"InitiatorName", kInitiatorIqn}, {"TargetName", target}});
+    p.text = kv(keys);
+    return p;
+  }
 };
 
 TEST_F(LoginChapTest, OneWayChapSucceeds) {
@@ -94,11 +102,7 @@ TEST_F(LoginChapTest, LeavingSecurityWithoutAuthMethodIsAuthenticationFailure) {
 
 TEST_F(LoginChapTest, SkippingSecurityStageIsAuthenticationFailure) {
   auto n = make();
-  LoginPdu p = operational();
-  auto keys = open_iscsi_operational_keys();
-  keys.insert(keys.begin(), {{"InitiatorName", kInitiatorIqn}, {"TargetName", kTargetIqn}});
-  p.text = kv(keys);
-  EXPECT_EQ(send(n, p).status, login_status::kAuthenticationFailure);
+  EXPECT_EQ(send(n, operational_first(kTargetIqn)).status, login_status::kAuthenticationFailure);
 }
 
 TEST_F(LoginChapTest, UnsupportedAlgorithmIsAuthenticationFailure) {
@@ -174,6 +178,41 @@ TEST_F(LoginChapTest, AllStepsInResponsesKeepSecurityStage) {
   auto c = challenge(n);
   EXPECT_EQ(c.csg, 0);
   EXPECT_FALSE(c.transit);
+}
+
+// A login with the ISID of a live session replaces it only once it completed (the connection
+// registers the session on State::Complete, and the TSIH is asked for just before): a login
+// that fails CHAP or the initiator list must get neither, whatever ISID it carries.
+TEST_F(LoginChapTest, OnlyAnAuthenticatedLoginReachesTheSessionTable) {
+  int tsihs = 0;
+  auto counting = [&] {
+    return LoginNegotiator(config, [&] {
+      ++tsihs;
+      return std::uint16_t{7};
+    });
+  };
+  {
+    auto n = counting();
+    auto c = challenge(n);
+    auto r = send(n, sec({{"CHAP_N", "alice"}, {"CHAP_R", response_for(c, "not-the-secret")}}, true));
+    EXPECT_EQ(r.state, State::Failed);
+    EXPECT_NE(send(n, operational()).state, State::Complete);
+  }
+  {
+    auto n = counting();
+    EXPECT_EQ(send(n, operational_first(kTargetIqn)).state, State::Failed);
+  }
+  {
+    auto n = counting();
+    EXPECT_EQ(send(n, operational_first(kOtherIqn)).status, login_status::kAuthorizationFailure);
+  }
+  EXPECT_EQ(tsihs, 0);
+
+  auto n = counting();
+  auto c = challenge(n);
+  send(n, sec({{"CHAP_N", "alice"}, {"CHAP_R", response_for(c, "alice-secret-123")}}, true));
+  EXPECT_EQ(send(n, operational()).state, State::Complete);
+  EXPECT_EQ(tsihs, 1);
 }
 
 }  // namespace
