@@ -17,7 +17,8 @@
 # data is written through node a, b is started again and the bitmap resync timed.
 #
 # Environment: BENCH_SECONDS=10 (per workload and configuration), RESYNC_MB=256, DIRECT_IO=true
-# (both configurations), FREEVSA=path, NETWORK_THREADS / WORKER_THREADS (both configurations),
+# (both configurations), PEER_TLS=psk (the peer link over TLS 1.3 with the key from the secret;
+# default: plain TCP with a MAC on every frame), FREEVSA=path, NETWORK_THREADS / WORKER_THREADS (both configurations),
 # BENCH_DIR (scratch dir, must be empty or absent; kept afterwards, without the images unless
 # KEEP_TMP=1; default: a new mktemp -d dir, removed afterwards unless KEEP_TMP=1).
 
@@ -105,7 +106,8 @@ state_in_sync() {  # state_in_sync "STATE LINE": peer Connected and UpToDate, ow
 C_SECRET=replbench-secret-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 for n in a b; do
   cluster_config $n CLUSTER=replbench SECRET="$C_SECRET" SIZE="$LUN_SIZE" BLOCK="$BLOCK_SIZE" DIRECT_IO="$DIRECT_IO" \
-    PING_INTERVAL=500ms PEER_TIMEOUT=2s NETWORK_THREADS="${NETWORK_THREADS:-}" WORKER_THREADS="${WORKER_THREADS:-}" || exit 2
+    PING_INTERVAL=500ms PEER_TIMEOUT=2s NETWORK_THREADS="${NETWORK_THREADS:-}" WORKER_THREADS="${WORKER_THREADS:-}" \
+    TLS="${PEER_TLS:-}" || exit 2
 done
 node_start a && node_start b && wait_port 127.0.0.1 "$C_ISCSI_PORT" 20 && wait_port 127.0.0.2 "$C_ISCSI_PORT" 20 ||
   { log "the cluster did not come up"; tail -5 "$S"/[ab].log >&2; exit 1; }

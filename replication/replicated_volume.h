@@ -126,6 +126,11 @@ class ReplicatedVolume final : public Volume {
   void set_transitioning(bool on) { transitioning_.store(on); }
   Protocol protocol() const { return protocol_; }
 
+  // Starts one operation on the peer and waits for its outcome (0 or an errno). Any thread but
+  // the link's; the outcome is shared with the completion, which may still be running when
+  // this returns.
+  int wait_for_peer(const std::function<void(PeerChannel::Done)>& start);
+
  private:
   class PeerOutcome;
   // Starts an operation on the peer, or records [offset, length) as out of sync when the peer is
@@ -145,8 +150,6 @@ class ReplicatedVolume final : public Volume {
   // The local disk is detached: runs one operation started by `start` on the peer's disk alone
   // and waits for it. EIO when the peer cannot serve or the operation failed there.
   int on_peer_only(const std::function<void(PeerChannel::Done)>& start);
-  // Starts one operation on the peer and waits for its outcome (0 or an errno).
-  int wait_for_peer(const std::function<void(PeerChannel::Done)>& start);
 
   Access peer_access() const;
 

@@ -612,9 +612,7 @@ CommandResult Replicator::demote() {
   // both disks flush - the peer's behind every write it was sent (its flush is a barrier) - so
   // that everything acknowledged is there before the peer may be promoted.
   volume_->drain();
-  std::promise<int> peer_flushed;
-  send_flush([&peer_flushed](int error) { peer_flushed.set_value(error); });
-  const int peer_flush_error = peer_flushed.get_future().get();
+  const int peer_flush_error = volume_->wait_for_peer([this](Done done) { send_flush(std::move(done)); });
   const int flush_error = data_.flush();
   volume_->set_transitioning(false);
   if (peer_flush_error != 0 && peer_flush_error != ECONNRESET) {

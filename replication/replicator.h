@@ -168,12 +168,13 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   DiskState local_disk_state() const;
   void set_peer_disk(peer::DiskState state);
   void on_local_disk_failed(int error, const std::string& operation);
-  // Runs `work` on the io thread and waits for its result.
+  // Runs `work` on the io thread and waits for its result. The task is shared with the posted
+  // handler: the io thread may still be inside it after the result is ready and we returned.
   template <typename F>
   auto on_io_thread(F work) -> decltype(work()) {
-    std::packaged_task<decltype(work())()> task(std::move(work));
-    auto result = task.get_future();
-    boost::asio::post(io_, [&task] { task(); });
+    auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
+    auto result = task->get_future();
+    boost::asio::post(io_, [task] { (*task)(); });
     return result.get();
   }
   int update_metadata(const std::function<void(Superblock&)>& change);

@@ -30,8 +30,9 @@ void require(bool condition) {
   if (!condition) __builtin_trap();
 }
 
+// The frame's header and payload re-encoded (a MAC trailer, which the link computes, is not).
 Bytes encoded(const Message& m, const FrameHeader& h, bool* ok) {
-  auto frame = encode(m, h.request_id, EncodeOptions{h.has_payload_crc(), h.ignorable()});
+  auto frame = encode(m, h.request_id, EncodeOptions{h.has_payload_crc(), h.ignorable(), h.has_mac()});
   *ok = frame.ok();
   if (!frame.ok()) return {};
   Bytes out(frame.value.head().begin(), frame.value.head().end());
@@ -83,13 +84,18 @@ Bytes seal_frames(std::span<const std::uint8_t> specs) {
   return stream;
 }
 
+std::span<const std::uint8_t> payload_of(std::span<const std::uint8_t> frame) {
+  return frame.subspan(kFrameHeaderSize, freevsa::util::get_be32(&frame[16]));
+}
+
 void check_frame(const FrameHeader& h, std::span<const std::uint8_t> frame) {
-  auto decoded = decode_message(h, frame.subspan(kFrameHeaderSize));
+  auto decoded = decode_message(h, payload_of(frame));
   if (!decoded.ok() || std::holds_alternative<Ignored>(decoded.value)) return;
   bool ok = false;
   const Bytes again = encoded(decoded.value, h, &ok);
   require(ok);
-  require(again.size() == frame.size() && std::equal(again.begin(), again.end(), frame.begin()));
+  require(again.size() + (h.has_mac() ? kFrameMacSize : 0) == frame.size() &&
+          std::equal(again.begin(), again.end(), frame.begin()));
 }
 
 void check_stream(const Bytes& stream, const DecodeOptions& options, std::uint32_t seed) {
@@ -117,7 +123,7 @@ void check_stream(const Bytes& stream, const DecodeOptions& options, std::uint32
     frame = reader.next();
     if (frame.status == ScanResult::Status::Complete) {
       require(seen < frames.size());
-      const auto expected = frames[seen++].subspan(kFrameHeaderSize);
+      const auto expected = payload_of(frames[seen++]);
       require(frame.payload.size() == expected.size() &&
               std::equal(expected.begin(), expected.end(), frame.payload.begin()));
       continue;
