@@ -31,6 +31,18 @@ TEST(HttpRequest, RefusesMalformedAndOversizedRequests) {
   EXPECT_EQ(parse_http_request(std::string(kMaxHttpHeaderBytes + 1, 'a')).state, HttpParse::State::Bad);
 }
 
+TEST(HttpRequest, RefusesARepeatedHeader) {
+  HttpParse p = parse_http_request("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+  EXPECT_EQ(p.state, HttpParse::State::Bad);
+  EXPECT_EQ(p.error, "header host is given twice");
+}
+
+TEST(HttpResponse, CarriesExtraHeaders) {
+  EXPECT_EQ(format_http_response(401, "text/plain", "no\n", {{"WWW-Authenticate", "Bearer"}}),
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 3\r\nConnection: close\r\n\r\nno\n");
+}
+
 TEST(ControlServer, AnswersRegisteredHandlersAndNamesWhatIsMissing) {
   ControlServer server;
   server.handle("GET", "/status", [](const HttpRequest&) { return HttpResponse{200, "application/json", "{}"}; });
