@@ -44,19 +44,20 @@ TEST(HttpResponse, CarriesExtraHeaders) {
 }
 
 TEST(ControlServer, AnswersRegisteredHandlersAndNamesWhatIsMissing) {
-  ControlServer server;
+  const std::string token(32, 't');
+  ControlServer server(token);
   server.handle("GET", "/status", [](const HttpRequest&) { return HttpResponse{200, "application/json", "{}"}; });
   server.start("127.0.0.1", 0);
   auto ok = control_request("127.0.0.1", server.port(), "GET", "/status");
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "{}");
-  EXPECT_EQ(control_request("127.0.0.1", server.port(), "POST", "/status").status, 405);
+  EXPECT_EQ(control_request("127.0.0.1", server.port(), "POST", "/status", "{}", token).status, 405);
   EXPECT_EQ(control_request("127.0.0.1", server.port(), "GET", "/nothing").status, 404);
   server.stop();
 }
 
 TEST(ControlClient, SaysWhenTheNodeIsNotRunning) {
-  ControlServer server;
+  ControlServer server("");
   server.start("127.0.0.1", 0);
   const auto port = server.port();
   server.stop();
