@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 
@@ -10,6 +11,13 @@
 namespace freevsa::daemon {
 
 namespace asio = boost::asio;
+
+struct ControlSessionCount {
+  std::size_t live = 0;
+  bool accept_paused = false;  // at kMaxControlSessions
+  bool stopped = false;        // the server is gone or going: nothing to resume
+  std::function<void()> resume_accepting;
+};
 
 namespace {
 
@@ -44,8 +52,23 @@ std::string source_of(const asio::ip::tcp::socket& socket) {
 // Reads one request, answers it, closes. Lives as long as its pending operation.
 class ControlSession : public std::enable_shared_from_this<ControlSession> {
  public:
-  ControlSession(asio::ip::tcp::socket socket, ControlServer& server)
-      : socket_(std::move(socket)), server_(server), timer_(socket_.get_executor()), source_(source_of(socket_)) {}
+  ControlSession(asio::ip::tcp::socket socket, ControlServer& server, std::shared_ptr<ControlSessionCount> count)
+      : socket_(std::move(socket)),
+        server_(server),
+        timer_(socket_.get_executor()),
+        source_(source_of(socket_)),
+        count_(std::move(count)) {
+    ++count_->live;
+  }
+  ~ControlSession() {
+    --count_->live;
+    if (count_->accept_paused && !count_->stopped) {
+      count_->accept_paused = false;
+      count_->resume_accepting();
+    }
+  }
+  ControlSession(const ControlSession&) = delete;
+  ControlSession& operator=(const ControlSession&) = delete;
 
   void start() {
     // A client that never finishes its request is cut off rather than holding the socket.
@@ -95,13 +118,17 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   ControlServer& server_;
   asio::steady_timer timer_;
   std::string source_;
+  std::shared_ptr<ControlSessionCount> count_;
   std::array<char, 4096> chunk_{};
   std::string input_;
   std::string output_;
 };
 }  // namespace
 
-ControlServer::ControlServer(std::string token) { policy_.token = std::move(token); }
+ControlServer::ControlServer(std::string token) : sessions_(std::make_shared<ControlSessionCount>()) {
+  policy_.token = std::move(token);
+  sessions_->resume_accepting = [this] { accept(); };
+}
 
 ControlServer::~ControlServer() { stop(); }
 
@@ -183,7 +210,11 @@ void ControlServer::accept() {
     if (!ec) {
       if (accept_failing_) util::log_info("control endpoint: accepting connections again");
       accept_failing_ = false;
-      std::make_shared<ControlSession>(std::move(socket), *this)->start();
+      std::make_shared<ControlSession>(std::move(socket), *this, sessions_)->start();
+      if (sessions_->live >= kMaxControlSessions) {
+        sessions_->accept_paused = true;  // the session that ends next resumes
+        return;
+      }
     }
     accept();
   });
@@ -192,11 +223,14 @@ void ControlServer::accept() {
 void ControlServer::stop() {
   if (!thread_.joinable()) return;
   asio::post(io_, [this] {
+    sessions_->stopped = true;
     boost::system::error_code ignored;
     acceptor_->close(ignored);
   });
   io_.stop();
   thread_.join();
+  // Sessions still pending end when io_ is destroyed, after this object's other members.
+  sessions_->stopped = true;
   // The posted close may not have run before the loop stopped; nothing else touches it now.
   boost::system::error_code ignored;
   acceptor_->close(ignored);

@@ -35,6 +35,13 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Connections served at once. Beyond it, new ones wait in the kernel's queue, costing the
+// process no descriptor, until one ends: clients that connect and hold on cannot use up the
+// descriptors the node's iSCSI and replication connections need.
+constexpr std::size_t kMaxControlSessions = 32;
+
+struct ControlSessionCount;  // shared with the connections, which may end after the server
+
 class ControlServer {
  public:
   // `token` is what requests that change state must present (empty: none is allowed).
@@ -69,6 +76,7 @@ class ControlServer {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   boost::asio::steady_timer accept_retry_{io_};
   bool accept_failing_ = false;  // out of descriptors: said once, retried on a timer
+  std::shared_ptr<ControlSessionCount> sessions_;
   // Refusals are logged, but a client hammering the endpoint cannot flood the log.
   std::chrono::steady_clock::time_point refusal_window_{};
   unsigned refusals_logged_ = 0;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -279,6 +280,43 @@ TEST_F(ControlServerAccess, RefusalIsLoggedWithTheSourceButNotTheToken) {
   EXPECT_NE(log.find("control endpoint: refused POST /v1/demote from 127.0.0.1:"), std::string::npos) << log;
   EXPECT_NE(log.find("wrong control token (HTTP 403)"), std::string::npos) << log;
   EXPECT_EQ(log.find("guessed-token"), std::string::npos) << log;
+}
+
+// Clients that connect and send nothing hold a descriptor each for as long as the server waits
+// for their request; beyond the limit the next connection waits in the queue instead.
+TEST(ControlServerAccept, ConnectionsBeyondTheLimitWaitUntilOneEnds) {
+  ControlServer server(kToken);
+  server.handle("GET", "/v1/status", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "ok\n"}; });
+  server.start("127.0.0.1", 0);
+  boost::asio::io_context io;
+  const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), server.port());
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> idle;
+  for (std::size_t i = 0; i < kMaxControlSessions; ++i) {
+    idle.push_back(std::make_unique<boost::asio::ip::tcp::socket>(io));
+    idle.back()->connect(endpoint);
+  }
+  boost::asio::ip::tcp::socket asking(io);
+  asking.connect(endpoint);  // the kernel completes the handshake; the server has not accepted it
+  timeval short_wait{0, 500000};
+  ::setsockopt(asking.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof short_wait);
+  const std::string get = "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server.port()) + "\r\n\r\n";
+  boost::asio::write(asking, boost::asio::buffer(get));
+  // recv itself: asio's read_some would wait on past the timeout.
+  std::array<char, 4096> chunk{};
+  const ssize_t early = ::recv(asking.native_handle(), chunk.data(), chunk.size(), 0);
+  EXPECT_EQ(early, -1) << "answered while " << kMaxControlSessions << " connections were open: "
+                       << std::string(chunk.data(), static_cast<std::size_t>(std::max<ssize_t>(early, 0)));
+  idle.front()->close();
+  timeval long_wait{5, 0};
+  ::setsockopt(asking.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &long_wait, sizeof long_wait);
+  std::string answer;
+  for (ssize_t n; (n = ::recv(asking.native_handle(), chunk.data(), chunk.size(), 0)) > 0;) {
+    answer.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(answer.substr(0, 15), "HTTP/1.1 200 OK") << answer;
+  idle.clear();
+  EXPECT_EQ(control_request("127.0.0.1", server.port(), "GET", "/v1/status").status, 200);
+  server.stop();
 }
 
 // A process out of descriptors cannot take the pending connection off the queue: the next accept
