@@ -189,7 +189,7 @@ void ClusterReader::nodes(const Field& field, ClusterConfig& cluster) {
 }
 
 ClusterNode ClusterReader::node(const Field& field, std::size_t index) {
-  MapView map(r_, field, {"name", "id", "replication", "portals", "control"});
+  MapView map(r_, field, {"name", "id", "replication", "portals", "control", "control_token"});
   ClusterNode node;
   node.name = r_.name(map.require("name"), kMaxNameBytes);
   node.id = static_cast<std::uint32_t>(index + 1);
@@ -227,6 +227,7 @@ ClusterNode ClusterReader::node(const Field& field, std::size_t index) {
     node.portals.push_back(std::move(portal));
   }
   node.control = control(map, node, replication, portals, machine);
+  if (auto token = map.get("control_token")) node.control_token = r_.text(*token, kMaxPath);
   return node;
 }
 
@@ -236,8 +237,15 @@ Endpoint ClusterReader::control(const MapView& map, const ClusterNode& node, con
   Endpoint control;
   if (given) {
     control = r_.endpoint(*given, kDefaultControlPort);
+    // The token and every answer travel in plain text, readable and alterable on a network.
+    if (!is_loopback(control.address)) {
+      r_.fail(*given, fmt::format("{} {}: the control endpoint speaks plain HTTP without TLS, so it only listens on "
+                                  "this machine (127.0.0.0/8 or ::1); run the commands on the node, e.g. over ssh",
+                                  endpoint_text(control),
+                                  is_wildcard(control.address) ? "listens on every address" : "is not a loopback address"));
+    }
   } else {
-    // Without authentication the endpoint must not be reachable from the network by default.
+    // The endpoint is not reachable from the network.
     control.address = is_loopback(node.replication.address) ? node.replication.address : "127.0.0.1";
     control.port = kDefaultControlPort;
   }
@@ -261,10 +269,8 @@ Endpoint ClusterReader::control(const MapView& map, const ClusterNode& node, con
                                  endpoint_text(node.portals[i]), portals[i].line, hint));
     }
   }
-  if (!is_wildcard(control.address)) {
-    const std::string what = fmt::format("node '{}' {}control", node.name, given ? "" : "default ");
-    claim_endpoint(where, control, what, machine, given ? "" : "; it is this node's default control address" + hint);
-  }
+  const std::string what = fmt::format("node '{}' {}control", node.name, given ? "" : "default ");
+  claim_endpoint(where, control, what, machine, given ? "" : "; it is this node's default control address" + hint);
   return control;
 }
 
@@ -539,8 +545,18 @@ LocalCluster resolve_node(const Reader& reader, const Reader::MapView& root, con
     volume.shared_settings = v.shared_settings;
     local.volumes.push_back(std::move(volume));
   }
+  if (local.self.control_token.empty()) {
+    local.self.control_token = default_control_token_path(node, local.volumes.front().backing_path);
+  }
   return local;
 }
 
 }  // namespace config_detail
+
+std::string default_control_token_path(const std::string& node_name, const std::string& first_backing_path) {
+  const std::string file = node_name + ".control-token";
+  if (first_backing_path.starts_with("/dev/")) return "/var/lib/freevsa/" + file;
+  return (std::filesystem::path(first_backing_path).parent_path() / file).string();
+}
+
 }  // namespace freevsa::daemon

@@ -73,10 +73,13 @@ struct ClusterNode {
   std::uint32_t id = 0;   // unique, 1..; Hello.node_id, binds peer authentication
   Endpoint replication;   // where the node listens for and is reached by its peers
   std::vector<Endpoint> portals;  // where it serves iSCSI
-  // Where `freevsa status`, `promote` and friends reach the node. Node-local (not hashed). It has
-  // no authentication, so the default is a loopback address: port 7799 on the replication
+  // Where `freevsa status`, `promote` and friends reach the node. Node-local (not hashed). Plain
+  // HTTP, so only a loopback address is accepted; the default is port 7799 on the replication
   // address when that is loopback (nodes sharing one machine get one each), else 127.0.0.1.
   Endpoint control;
+  // The file holding the node's control token (control_token.h). Node-local (not hashed). As
+  // given in the file; "" when not given (LocalCluster::self has the default filled in).
+  std::string control_token;
 };
 
 // A volume as the file describes it, for every node. Per-node maps are keyed by node name and
@@ -148,10 +151,15 @@ struct LocalVolume {
   std::string shared_settings;  // its text, shown to the peer when the hashes differ
 };
 
+// Where a node keeps its control token when the file does not say: beside the data of its first
+// volume (data/a/vol0.img -> data/a/a.control-token), or in /var/lib/freevsa when that is a block
+// device (nothing may be created under /dev).
+std::string default_control_token_path(const std::string& node_name, const std::string& first_backing_path);
+
 // The cluster as the node chosen with --node sees it.
 struct LocalCluster {
   std::string cluster_name;
-  ClusterNode self;
+  ClusterNode self;  // self.control_token: the file, default filled in
   std::vector<ClusterNode> peers;
   std::string secret;
   std::optional<TlsFiles> tls;  // this node's files; nullopt: no TLS with certificates

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/json_object.h"
 #include "daemon/status_render.h"
 
 namespace freevsa::daemon {
@@ -83,19 +84,36 @@ std::map<std::string, std::string> parse_form(std::string_view form, const std::
   }
 }
 
-std::string required_volume(const std::map<std::string, std::string>& form) {
-  auto it = form.find("volume");
-  if (it == form.end() || it->second.empty()) {
-    throw Refusal{400, "missing parameter 'volume': the request body names the volume, volume=NAME"};
+// The command's body: a JSON object with only `known` keys (control_auth.h requires the JSON type).
+std::map<std::string, JsonScalar> parse_body(std::string_view body, const std::vector<std::string>& known) {
+  JsonObjectParse parsed = parse_json_object(body);
+  if (!parsed.error.empty()) {
+    throw Refusal{400, parsed.error + " (the body is a JSON object such as {\"volume\": \"vol0\"})"};
   }
-  return it->second;
+  for (const auto& entry : parsed.values) {
+    if (std::find(known.begin(), known.end(), entry.first) == known.end()) {
+      throw Refusal{400, fmt::format("unknown parameter '{}' (this request takes: {})", entry.first, fmt::join(known, ", "))};
+    }
+  }
+  return std::move(parsed.values);
 }
 
-bool flag(const std::map<std::string, std::string>& form, const std::string& key) {
-  auto it = form.find(key);
-  if (it == form.end() || it->second == "0" || it->second == "false") return false;
-  if (it->second == "1" || it->second == "true") return true;
-  throw Refusal{400, fmt::format("{} must be 1 or 0, got '{}'", key, it->second)};
+std::string required_volume(const std::map<std::string, JsonScalar>& body) {
+  auto it = body.find("volume");
+  if (it == body.end()) {
+    throw Refusal{400, "missing parameter 'volume': the request body names the volume, {\"volume\": \"NAME\"}"};
+  }
+  const std::string* volume = std::get_if<std::string>(&it->second);
+  if (volume == nullptr || volume->empty()) throw Refusal{400, "volume must be a volume's name in double quotes"};
+  return *volume;
+}
+
+bool flag(const std::map<std::string, JsonScalar>& body, const std::string& key) {
+  auto it = body.find(key);
+  if (it == body.end()) return false;
+  const bool* value = std::get_if<bool>(&it->second);
+  if (value == nullptr) throw Refusal{400, fmt::format("{} must be true or false, got a string", key)};
+  return *value;
 }
 
 std::vector<VolumeStatus> volumes_asked_for(const ReplicationControl& control, const HttpRequest& request) {
@@ -130,12 +148,12 @@ HttpHandler command_handler(Command command, bool takes_force) {
   return [command = std::move(command), takes_force](const HttpRequest& request) {
     try {
       if (!request.query.empty()) {
-        throw Refusal{400, "parameters go in the request body (volume=NAME), not in the URL"};
+        throw Refusal{400, "parameters go in the request body ({\"volume\": \"NAME\"}), not in the URL"};
       }
       std::vector<std::string> known = {"volume"};
       if (takes_force) known.push_back("force");
-      std::map<std::string, std::string> form = parse_form(request.body, known);
-      return command_answer(command(required_volume(form), flag(form, "force")));
+      std::map<std::string, JsonScalar> body = parse_body(request.body, known);
+      return command_answer(command(required_volume(body), flag(body, "force")));
     } catch (const Refusal& refusal) {
       return text(refusal.status, refusal.reason);
     } catch (const std::exception& e) {

@@ -3,14 +3,15 @@
 //
 //   GET  /v1/status[?volume=NAME]       every volume (or one) as JSON           application/json
 //   GET  /v1/status.txt[?volume=NAME]   the same as text for an administrator   text/plain
-//   POST /v1/promote     body: volume=NAME[&force=1]
-//   POST /v1/demote      body: volume=NAME
-//   POST /v1/verify      body: volume=NAME
-//   POST /v1/reconnect   body: volume=NAME
+//   POST /v1/promote     body: {"volume": "NAME"[, "force": true]}
+//   POST /v1/demote      body: {"volume": "NAME"}
+//   POST /v1/verify      body: {"volume": "NAME"}
+//   POST /v1/reconnect   body: {"volume": "NAME"}
 //
-// Parameters are form-encoded (application/x-www-form-urlencoded) and checked strictly: an
-// unknown, repeated or malformed parameter is 400, as is a POST without `volume`. A status query
-// for a volume the node does not have is 404. The commands answer with the replication layer's
+// The POSTs are authorised by the server before they get here (control_auth.h: control token,
+// JSON content type, Host). The status query is form-encoded, the commands' body a JSON object
+// (json_object.h); both are checked strictly: an unknown, repeated or malformed parameter is 400,
+// as is a POST without `volume`. A status query for a volume the node does not have is 404. The commands answer with the replication layer's
 // status (200, 404, 409, 500) and a text/plain body: its message, then "warning: ..." on a line
 // of its own when there is a warning. Every other error body is one line of text/plain.
 #pragma once

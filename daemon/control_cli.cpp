@@ -9,7 +9,10 @@
 #include <exception>
 #include <variant>
 
+#include "daemon/control_auth.h"
 #include "daemon/control_client.h"
+#include "daemon/control_token.h"
+#include "daemon/status_render.h"
 
 namespace freevsa::daemon {
 
@@ -46,11 +49,6 @@ std::string form_encode(std::string_view text) {
   return out;
 }
 
-std::string address_text(const Endpoint& endpoint) {
-  if (endpoint.address.find(':') == std::string::npos) return fmt::format("{}:{}", endpoint.address, endpoint.port);
-  return fmt::format("[{}]:{}", endpoint.address, endpoint.port);
-}
-
 // control_request's reason already names the address and asks whether the node runs; our own
 // message says both more precisely, so only the cause itself is kept.
 std::string connection_cause(const std::string& error, const Endpoint& endpoint) {
@@ -64,11 +62,11 @@ void print(std::FILE* stream, const std::string& text) {
   if (!text.empty() && text.back() != '\n') std::fputc('\n', stream);
 }
 
-// The node's control endpoint from the configuration file, or the exit status when the command
-// cannot go on (the reason has been printed).
-std::variant<Endpoint, int> find_control_endpoint(const ControlCommand& command) {
+// The node as the configuration file describes it (its control endpoint and token file), or the
+// exit status when the command cannot go on (the reason has been printed).
+std::variant<ClusterNode, int> find_node(const ControlCommand& command) {
   try {
-    if (!command.node.empty()) return load_config(command.config_path, command.node).local.value().self.control;
+    if (!command.node.empty()) return load_config(command.config_path, command.node).local.value().self;
     // Only a cluster file has nodes to ask; it needs the node named.
     Config config = load_config(command.config_path);
     if (!config.cluster) {
@@ -164,16 +162,24 @@ ControlCall control_call(const ControlCommand& command) {
     if (!command.volume.empty()) path += "?volume=" + form_encode(command.volume);
     return {"GET", path, ""};
   }
-  std::string body = "volume=" + form_encode(command.volume);
-  if (command.force) body += "&force=1";
-  return {"POST", "/v1/" + command.command, body};
+  std::string body = "{\"volume\": " + json_quote(command.volume);
+  if (command.force) body += ", \"force\": true";
+  return {"POST", "/v1/" + command.command, body + "}"};
 }
 
-Endpoint control_connect_address(const Endpoint& control) {
-  if (control.address == "0.0.0.0") return {"127.0.0.1", control.port};
-  if (control.address == "::") return {"::1", control.port};
-  return control;
+namespace {
+// The token to present, "" for none, or the exit status when the command cannot go on.
+std::variant<std::string, int> control_token_for(const ControlCommand& command, const std::string& path) {
+  ControlTokenRead read = read_control_token(path);
+  if (read.error.empty()) return read.token;
+  // The status is open to every local user; only what changes state needs the token.
+  if (command.command == "status") return std::string();
+  fmt::print(stderr, "freevsa: cannot read the control token of node '{}' in {}: {}; '{}' changes state and needs it "
+             "(run it as the user the node runs as; the node creates the file when it first starts)\n",
+             command.node, path, read.error, command.command);
+  return kExitFailed;
 }
+}  // namespace
 
 int run_control_cli(const std::vector<std::string>& args) {
   ControlArguments parsed = parse_control_arguments(args);
@@ -182,15 +188,18 @@ int run_control_cli(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const ControlCommand& command = *parsed.command;
-  std::variant<Endpoint, int> control = find_control_endpoint(command);
-  if (const int* exit_status = std::get_if<int>(&control)) return *exit_status;
+  std::variant<ClusterNode, int> node = find_node(command);
+  if (const int* exit_status = std::get_if<int>(&node)) return *exit_status;
+  const Endpoint& address = std::get<ClusterNode>(node).control;
+  std::variant<std::string, int> token = control_token_for(command, std::get<ClusterNode>(node).control_token);
+  if (const int* exit_status = std::get_if<int>(&token)) return *exit_status;
 
-  const Endpoint address = control_connect_address(std::get<Endpoint>(control));
   const ControlCall call = control_call(command);
-  ControlReply reply = control_request(address.address, address.port, call.method, call.path, call.body);
+  ControlReply reply =
+      control_request(address.address, address.port, call.method, call.path, call.body, std::get<std::string>(token));
   if (reply.status == 0) {
     fmt::print(stderr, "freevsa: node '{}' is not reachable at {} (is 'freevsa serve --config {} --node {}' running?): "
-               "{}\n", command.node, address_text(address), command.config_path, command.node,
+               "{}\n", command.node, host_header_of(address.address, address.port), command.config_path, command.node,
                connection_cause(reply.error, address));
     return kExitUnreachable;
   }

@@ -7,12 +7,14 @@
 //   freevsa reconnect VOLUME --config FILE [--node NAME]
 //
 // The file is a cluster file and --node names the node to ask (without it the command lists the
-// nodes). The node's control endpoint comes from the file (nodes[].control), so the command needs
-// the same file the node runs with. What the node answers goes to stdout when it succeeded, to
+// nodes). The node's control endpoint and its token file come from the file (nodes[].control,
+// nodes[].control_token), so the command needs the same file the node runs with, run from the
+// same directory when the file's paths are relative. Commands that change state present the token
+// and so must be run by a user who can read it (the one the node runs as); status does not need it. What the node answers goes to stdout when it succeeded, to
 // stderr when not.
 //
-// Exit status: 0 done; 1 refused or failed (the node's answer says why) or a configuration error;
-// 2 bad usage; 3 the node could not be reached.
+// Exit status: 0 done; 1 refused or failed (the node's answer says why), a configuration error or
+// a token that cannot be read; 2 bad usage; 3 the node could not be reached.
 #pragma once
 
 #include <optional>
@@ -56,9 +58,5 @@ struct ControlCall {
 };
 // The HTTP request (control_api.h) that carries out `command`.
 ControlCall control_call(const ControlCommand& command);
-
-// Where to connect for a node whose control endpoint is `control`: a wildcard listening address
-// is reached over loopback.
-Endpoint control_connect_address(const Endpoint& control);
 
 }  // namespace freevsa::daemon

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "daemon/control_auth.h"
 #include "util/asio.h"
 
 namespace freevsa::daemon {
@@ -12,7 +13,7 @@ namespace freevsa::daemon {
 namespace asio = boost::asio;
 
 ControlReply control_request(const std::string& address, std::uint16_t port, const std::string& method,
-                             const std::string& path, const std::string& body) {
+                             const std::string& path, const std::string& body, const std::string& token) {
   ControlReply reply;
   boost::system::error_code ec;
   asio::io_context io;
@@ -31,8 +32,10 @@ ControlReply control_request(const std::string& address, std::uint16_t port, con
   timeval timeout{10, 0};
   setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + address + "\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + host_header_of(ip.to_string(), port) + "\r\n";
+  if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
+  if (!body.empty()) request += "Content-Type: application/json\r\n";
+  request += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   asio::write(socket, asio::buffer(request), ec);
   std::string response;
   std::array<char, 4096> chunk{};

@@ -12,7 +12,8 @@ struct ControlReply {
   std::string error;   // when status is 0: why ("connection refused: is the node running?")
 };
 
+// `body`, when there is one, is JSON; `token`, when given, goes in "Authorization: Bearer".
 ControlReply control_request(const std::string& address, std::uint16_t port, const std::string& method,
-                             const std::string& path, const std::string& body = {});
+                             const std::string& path, const std::string& body = {}, const std::string& token = {});
 
 }  // namespace freevsa::daemon

@@ -30,18 +30,22 @@ bool is_token(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isupper(c) != 0; });
 }
 
+struct StatusReason {
+  int status;
+  const char* reason;
+};
+constexpr StatusReason kReasons[] = {
+    {200, "OK"},           {400, "Bad Request"},           {401, "Unauthorized"},
+    {403, "Forbidden"},    {404, "Not Found"},             {405, "Method Not Allowed"},
+    {409, "Conflict"},     {413, "Payload Too Large"},     {415, "Unsupported Media Type"},
+    {500, "Internal Server Error"}, {503, "Service Unavailable"},
+};
+
 const char* reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+  for (const StatusReason& r : kReasons) {
+    if (r.status == status) return r.reason;
   }
+  return "Status";
 }
 }  // namespace
 
@@ -78,7 +82,11 @@ HttpParse parse_http_request(std::string_view input) {
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
     const std::size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) return bad("malformed header line");
-    r.headers[lower(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
+    // A second Host, Authorization or Content-Length would leave open which one counts.
+    std::string name = lower(trim(line.substr(0, colon)));
+    if (!r.headers.emplace(name, std::string(trim(line.substr(colon + 1)))).second) {
+      return bad("header " + name + " is given twice");
+    }
   }
 
   std::size_t body_length = 0;
@@ -97,8 +105,10 @@ HttpParse parse_http_request(std::string_view input) {
   return result;
 }
 
-std::string format_http_response(int status, std::string_view content_type, std::string_view body) {
+std::string format_http_response(int status, std::string_view content_type, std::string_view body,
+                                 const HttpHeaders& headers) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
+  for (const auto& [name, value] : headers) out += name + ": " + value + "\r\n";
   out += "Content-Type: ";
   out += content_type;
   out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace freevsa::daemon {
 
@@ -15,7 +17,7 @@ struct HttpRequest {
   std::string method;                       // "GET", "POST"
   std::string path;                         // "/status" (query string split off)
   std::string query;                        // "json=1", without '?'
-  std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> headers;  // names lower-cased; each name once
   std::string body;
 };
 
@@ -32,7 +34,11 @@ constexpr std::size_t kMaxHttpBodyBytes = 64 * 1024;
 // Parses what arrived so far. Never reads past `input`; bounded in header and body size.
 HttpParse parse_http_request(std::string_view input);
 
-// "HTTP/1.1 200 OK" response with Content-Length and Connection: close.
-std::string format_http_response(int status, std::string_view content_type, std::string_view body);
+// Header lines of a response beyond Content-Type, Content-Length and Connection, in order.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// "HTTP/1.1 200 OK" response with `headers`, Content-Length and Connection: close.
+std::string format_http_response(int status, std::string_view content_type, std::string_view body,
+                                 const HttpHeaders& headers = {});
 
 }  // namespace freevsa::daemon

@@ -17,6 +17,7 @@
 #include "daemon/control_api.h"
 #include "daemon/control_cli.h"
 #include "daemon/control_server.h"
+#include "daemon/control_token.h"
 #include "daemon/node.h"
 #include "daemon/node_replicas.h"
 #include "target/server.h"
@@ -104,6 +105,8 @@ int serve(const freevsa::daemon::Config& config) {
   // A write past a file-size limit (RLIMIT_FSIZE) is an I/O error of that volume, not a reason to die.
   signal(SIGXFSZ, SIG_IGN);
 
+  // Only a cluster has a control endpoint; its token exists before anything else is opened.
+  const std::string control_token = config.cluster ? daemon::ensure_control_token(config.local->self.control_token) : "";
   // A cluster file's volumes are replicated: their storage and links come first, the targets
   // serve them.
   std::unique_ptr<daemon::NodeReplicas> replicas;
@@ -111,14 +114,15 @@ int serve(const freevsa::daemon::Config& config) {
   daemon::Node node(config, [&](const daemon::LunConfig& lun) -> replication::Volume* {
     return replicas ? replicas->volume_for(lun) : nullptr;
   });
-  daemon::ControlServer control;
+  // Its handlers use the replicas: it goes first.
+  daemon::ControlServer control(control_token);
   if (replicas) {
     replicas->start();
     daemon::register_control_api(control, replicas->manager(), config.local->self.name);
     const daemon::Endpoint& endpoint = config.local->self.control;
     control.start(endpoint.address, endpoint.port);
-    util::log_info("control endpoint on {}:{} (freevsa status --config {} --node {})", endpoint.address, control.port(),
-                   config.source_path, config.local->self.name);
+    util::log_info("control endpoint on {}:{}, token in {} (freevsa status --config {} --node {})", endpoint.address,
+                   control.port(), config.local->self.control_token, config.source_path, config.local->self.name);
   }
   target::Server server(node.target_config());
   server.start();

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <iterator>
 #include <optional>
 
+#include "daemon/json_object.h"
 #include "util/human_bytes.h"
 
 namespace freevsa::daemon {
@@ -362,20 +364,15 @@ std::string json_quote(std::string_view text) {
       }
       continue;
     }
-    switch (byte) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (byte < 0x20) {
-          out += fmt::format("\\u{:04x}", byte);
-        } else {
-          out += static_cast<char>(byte);
-        }
+    const auto escape = std::find_if(std::begin(kJsonEscapes), std::end(kJsonEscapes),
+                                     [&](const JsonEscape& e) { return e.byte == static_cast<char>(byte); });
+    if (escape != std::end(kJsonEscapes)) {
+      out += '\\';
+      out += escape->letter;
+    } else if (byte < 0x20) {
+      out += fmt::format("\\u{:04x}", byte);
+    } else {
+      out += static_cast<char>(byte);
     }
     ++i;
   }

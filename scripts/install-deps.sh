@@ -39,6 +39,7 @@ PACKAGES=(
   tgt                   # reference iSCSI target for comparison runs
   python3               # helper scripts in tests and benchmarks
   netcat-openbsd        # port probes while waiting for the daemon
+  curl                  # requests to the control endpoint (control_auth.sh)
   tcpdump               # captures on loopback: login negotiation (digests), the peer link (TLS)
   openssl               # test certificates for TLS on the peer link
 

@@ -392,7 +392,7 @@ TEST(DaemonClusterConfig, ControlDefaultsToPort7799OnALoopbackReplicationAddress
   EXPECT_EQ(v6.local->self.control, (Endpoint{"::1", 7799}));
 }
 
-// The control endpoint has no authentication: a node on a network address keeps it local.
+// The control endpoint speaks plain HTTP: a node on a network address keeps it local.
 TEST(DaemonClusterConfig, ControlDefaultsToLocalhostOnANetworkNode) {
   Config config = as_node(join(network_nodes()), "a");
   EXPECT_EQ(config.local->self.control, (Endpoint{"127.0.0.1", 7799}));
@@ -405,19 +405,49 @@ TEST(DaemonClusterConfig, ControlIsWrittenLikeReplication) {
   };
   EXPECT_EQ(control_of("127.0.0.1:9000"), (Endpoint{"127.0.0.1", 9000}));
   EXPECT_EQ(control_of("\"[::1]\""), (Endpoint{"::1", 7799}));
-  EXPECT_EQ(control_of("{address: 192.0.2.1, port: 80}"), (Endpoint{"192.0.2.1", 80}));
-  EXPECT_EQ(control_of("0.0.0.0"), (Endpoint{"0.0.0.0", 7799}));
+  EXPECT_EQ(control_of("{address: 127.0.0.3, port: 80}"), (Endpoint{"127.0.0.3", 80}));
   EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: localhost")),
             "t.yaml:9: nodes[0].control: 'localhost' is not an IP address (host names are not resolved; use e.g. "
             "127.0.0.1, 0.0.0.0 or [::])");
+}
+
+// Without TLS the token and the answers would cross the network readable and alterable.
+TEST(DaemonClusterConfig, ControlOnlyListensOnLoopback) {
+  const std::string why =
+      ": the control endpoint speaks plain HTTP without TLS, so it only listens on this machine (127.0.0.0/8 or ::1); "
+      "run the commands on the node, e.g. over ssh";
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 0.0.0.0")),
+            "t.yaml:9: nodes[0].control: 0.0.0.0:7799 listens on every address" + why);
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: \"[::]:7000\"")),
+            "t.yaml:9: nodes[0].control: [::]:7000 listens on every address" + why);
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: {address: 192.0.2.1, port: 80}")),
+            "t.yaml:9: nodes[0].control: 192.0.2.1:80 is not a loopback address" + why);
+  std::vector<std::string> network = network_nodes();
+  network[7] += "\n    control: 10.0.0.1:7799";
+  EXPECT_EQ(error_of(join(network)), "t.yaml:9: nodes[0].control: 10.0.0.1:7799 is not a loopback address" + why);
+}
+
+TEST(DaemonClusterConfig, ControlTokenIsBesideTheNodesDataUnlessTheFileSaysWhere) {
+  EXPECT_EQ(as_node(join(kBase), "a").local->self.control_token, "data/a/a.control-token");
+  EXPECT_EQ(as_node(join(kBase), "b").local->self.control_token, "data/b/b.control-token");
+  EXPECT_EQ(load_config(demo_file().string(), "b").local->self.control_token, "data/b/b.control-token");
+  EXPECT_EQ(as_node(with_line(16, "    backing: {a: /dev/disk/by-id/x, b: /dev/disk/by-id/y}"), "a").local->self.control_token,
+            "/var/lib/freevsa/a.control-token");
+  EXPECT_EQ(as_node(with_line(16, "    backing: {a: vol0.img, b: /b/vol0.img}"), "a").local->self.control_token,
+            "a.control-token");
+  Config given = as_node(with_line(8, "    portals: [127.0.0.1:3260]\n    control_token: /etc/freevsa/a.token"), "a");
+  EXPECT_EQ(given.local->self.control_token, "/etc/freevsa/a.token");
+  // Node-local, like the control address: two files that differ only here are one cluster.
+  EXPECT_EQ(given.local->config_hash, hash_of(join(kBase)));
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control_token: [a]")).find("t.yaml:9: "), 0u);
 }
 
 TEST(DaemonClusterConfig, ControlMayNotTakeTheNodesOtherSockets) {
   EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 127.0.0.1:7788")),
             "t.yaml:9: nodes[0].control: 127.0.0.1:7788 clashes with this node's replication address 127.0.0.1:7788 "
             "(line 7)");
-  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 0.0.0.0:3260")),
-            "t.yaml:9: nodes[0].control: 0.0.0.0:3260 clashes with this node's portal 127.0.0.1:3260 (line 8)");
+  EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260]\n    control: 127.0.0.1:3260")),
+            "t.yaml:9: nodes[0].control: 127.0.0.1:3260 clashes with this node's portal 127.0.0.1:3260 (line 8)");
   // Not written, so the error points at the node and says how to move it.
   EXPECT_EQ(error_of(with_line(8, "    portals: [127.0.0.1:3260, \"[::]:7799\"]")),
             "t.yaml:6: nodes[0].control: the default control address 127.0.0.1:7799 clashes with this node's portal "
@@ -433,11 +463,6 @@ TEST(DaemonClusterConfig, ControlMayNotTakeAnotherNodesAddress) {
   EXPECT_EQ(error_of(with_line(10, "    replication: 127.0.0.1:7789")),
             "t.yaml:9: nodes[1].control: 127.0.0.1:7799 is already the node 'a' default control address (line 6); it "
             "is this node's default control address; set 'control' to another address or port");
-  std::vector<std::string> network = network_nodes();
-  network[7] += "\n    control: 10.0.0.5";
-  network[10] += "\n    control: 10.0.0.5";
-  EXPECT_EQ(error_of(join(network)),
-            "t.yaml:13: nodes[1].control: 10.0.0.5:7799 is already the node 'a' control address (line 9)");
 }
 
 // Every machine has its own 127.0.0.1: nodes on network addresses may each use it.

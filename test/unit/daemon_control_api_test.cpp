@@ -126,7 +126,7 @@ class ControlApi : public ::testing::Test {
   }
 
   FakeControl control;
-  ControlServer server;
+  ControlServer server{""};
 };
 
 // --- rendering ---
@@ -330,44 +330,45 @@ TEST_F(ControlApi, StatusFailureIsAnAnswerNotACrash) {
 }
 
 TEST_F(ControlApi, CommandsReachTheReplicationLayer) {
-  EXPECT_EQ(post("/v1/promote", "volume=vol0").status, 200);
-  EXPECT_EQ(post("/v1/promote", "volume=vol0&force=1").status, 200);
-  EXPECT_EQ(post("/v1/promote", "force=0&volume=vol0").status, 200);
-  EXPECT_EQ(post("/v1/demote", "volume=vol0").status, 200);
-  EXPECT_EQ(post("/v1/verify", "volume=vol%31").status, 200);
-  EXPECT_EQ(post("/v1/reconnect", "volume=vol1").status, 200);
+  EXPECT_EQ(post("/v1/promote", R"({"volume": "vol0"})").status, 200);
+  EXPECT_EQ(post("/v1/promote", R"({"volume": "vol0", "force": true})").status, 200);
+  EXPECT_EQ(post("/v1/promote", R"({"force": false, "volume": "vol0"})").status, 200);
+  EXPECT_EQ(post("/v1/demote", R"({"volume": "vol0"})").status, 200);
+  EXPECT_EQ(post("/v1/verify", R"({"volume": "vol\u0031"})").status, 200);
+  EXPECT_EQ(post("/v1/reconnect", R"({"volume":"vol1"})").status, 200);
   EXPECT_EQ(control.calls, (std::vector<std::string>{"promote vol0", "promote vol0 force", "promote vol0",
                                                      "demote vol0", "verify vol1", "reconnect vol1"}));
 }
 
 TEST_F(ControlApi, CommandAnswerCarriesStatusMessageAndWarning) {
   control.answer = {true, 200, "vol0 is primary on a", "b may hold writes a never saw; they are discarded"};
-  HttpResponse r = post("/v1/promote", "volume=vol0&force=1");
+  HttpResponse r = post("/v1/promote", R"({"volume": "vol0", "force": true})");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
   EXPECT_EQ(r.body, "vol0 is primary on a\nwarning: b may hold writes a never saw; they are discarded\n");
   control.answer = {false, 409, "b is primary: demote it first", ""};
-  r = post("/v1/promote", "volume=vol0");
+  r = post("/v1/promote", R"({"volume": "vol0"})");
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(r.body, "b is primary: demote it first\n");
   control.answer = {false, 404, "no such volume: vol7", ""};
-  EXPECT_EQ(post("/v1/demote", "volume=vol7").status, 404);
+  EXPECT_EQ(post("/v1/demote", R"({"volume": "vol7"})").status, 404);
 }
 
 TEST_F(ControlApi, CommandsRefuseMalformedParameters) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"/v1/promote", ""},
-      {"/v1/promote", "volume="},
-      {"/v1/promote", "force=1"},
-      {"/v1/promote", "volume=vol0&force=yes"},
-      {"/v1/promote", "volume=vol0&"},
-      {"/v1/promote", "volume"},
-      {"/v1/promote", "volume=vol0&volume=vol1"},
-      {"/v1/promote", "volume=vol%2"},
-      {"/v1/promote", "volume=vol%zz"},
-      {"/v1/demote", "volume=vol0&force=1"},
-      {"/v1/verify", "volume=vol0&extra=1"},
-      {"/v1/reconnect", "name=vol0"},
+      {"/v1/promote", "{}"},
+      {"/v1/promote", R"({"volume": ""})"},
+      {"/v1/promote", R"({"volume": true})"},
+      {"/v1/promote", R"({"force": true})"},
+      {"/v1/promote", R"({"volume": "vol0", "force": "yes"})"},
+      {"/v1/promote", R"({"volume": "vol0", "force": 1})"},
+      {"/v1/promote", R"({"volume": "vol0",})"},
+      {"/v1/promote", R"({"volume": "vol0", "volume": "vol1"})"},
+      {"/v1/promote", "volume=vol0"},
+      {"/v1/demote", R"({"volume": "vol0", "force": true})"},
+      {"/v1/verify", R"({"volume": "vol0", "extra": "1"})"},
+      {"/v1/reconnect", R"({"name": "vol0"})"},
   };
   for (const auto& [path, body] : bad) {
     SCOPED_TRACE(path + " " + body);
@@ -376,11 +377,15 @@ TEST_F(ControlApi, CommandsRefuseMalformedParameters) {
     EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
   }
   EXPECT_TRUE(control.calls.empty());
-  EXPECT_EQ(post("/v1/promote", "").body,
-            "missing parameter 'volume': the request body names the volume, volume=NAME\n");
-  EXPECT_EQ(post("/v1/demote", "volume=vol0&force=1").body,
+  EXPECT_EQ(post("/v1/promote", "{}").body,
+            "missing parameter 'volume': the request body names the volume, {\"volume\": \"NAME\"}\n");
+  EXPECT_EQ(post("/v1/demote", R"({"volume": "vol0", "force": true})").body,
             "unknown parameter 'force' (this request takes: volume)\n");
-  EXPECT_EQ(post("/v1/promote", "volume=vol0&force=yes").body, "force must be 1 or 0, got 'yes'\n");
+  EXPECT_EQ(post("/v1/promote", R"({"volume": "vol0", "force": "yes"})").body,
+            "force must be true or false, got a string\n");
+  EXPECT_EQ(post("/v1/promote", "volume=vol0").body,
+            "malformed JSON at byte 0: expected a JSON object {...} (the body is a JSON object such as "
+            "{\"volume\": \"vol0\"})\n");
   HttpRequest in_url;
   in_url.method = "POST";
   in_url.path = "/v1/demote";
@@ -390,12 +395,12 @@ TEST_F(ControlApi, CommandsRefuseMalformedParameters) {
 
 TEST_F(ControlApi, CommandFailureIsAnAnswerNotACrash) {
   control.fail = true;
-  HttpResponse r = post("/v1/demote", "volume=vol0");
+  HttpResponse r = post("/v1/demote", R"({"volume": "vol0"})");
   EXPECT_EQ(r.status, 500);
   EXPECT_EQ(r.body, "internal error: metadata write failed\n");
   control.fail = false;
   control.answer = {false, 0, "confused", ""};
-  EXPECT_EQ(post("/v1/demote", "volume=vol0").status, 500);
+  EXPECT_EQ(post("/v1/demote", R"({"volume": "vol0"})").status, 500);
 }
 
 TEST_F(ControlApi, WrongMethodAndUnknownPath) {

@@ -31,20 +31,33 @@ TEST(HttpRequest, RefusesMalformedAndOversizedRequests) {
   EXPECT_EQ(parse_http_request(std::string(kMaxHttpHeaderBytes + 1, 'a')).state, HttpParse::State::Bad);
 }
 
+TEST(HttpRequest, RefusesARepeatedHeader) {
+  HttpParse p = parse_http_request("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+  EXPECT_EQ(p.state, HttpParse::State::Bad);
+  EXPECT_EQ(p.error, "header host is given twice");
+}
+
+TEST(HttpResponse, CarriesExtraHeaders) {
+  EXPECT_EQ(format_http_response(401, "text/plain", "no\n", {{"WWW-Authenticate", "Bearer"}}),
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 3\r\nConnection: close\r\n\r\nno\n");
+}
+
 TEST(ControlServer, AnswersRegisteredHandlersAndNamesWhatIsMissing) {
-  ControlServer server;
+  const std::string token(32, 't');
+  ControlServer server(token);
   server.handle("GET", "/status", [](const HttpRequest&) { return HttpResponse{200, "application/json", "{}"}; });
   server.start("127.0.0.1", 0);
   auto ok = control_request("127.0.0.1", server.port(), "GET", "/status");
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "{}");
-  EXPECT_EQ(control_request("127.0.0.1", server.port(), "POST", "/status").status, 405);
+  EXPECT_EQ(control_request("127.0.0.1", server.port(), "POST", "/status", "{}", token).status, 405);
   EXPECT_EQ(control_request("127.0.0.1", server.port(), "GET", "/nothing").status, 404);
   server.stop();
 }
 
 TEST(ControlClient, SaysWhenTheNodeIsNotRunning) {
-  ControlServer server;
+  ControlServer server("");
   server.start("127.0.0.1", 0);
   const auto port = server.port();
   server.stop();
