@@ -4,6 +4,7 @@
 #   deps         install build and test dependencies (scripts/install-deps.sh)
 #   unit         Release build in build/ + ctest
 #   asan         ASan+UBSan build (gcc) in build-asan/ + ctest
+#   tsan         ThreadSanitizer build (clang) in build-tsan/ + ctest, every test bounded in time
 #   fuzz         clang libFuzzer build in build-fuzz/ + a short run of every
 #                fuzz target
 #   integration  every test/integration/*.sh against build/daemon/freevsa
@@ -38,7 +39,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO" || exit 2
 export LC_ALL=C
 
-ALL_STAGES=(deps unit asan fuzz integration)
+ALL_STAGES=(deps unit asan tsan fuzz integration)
 JOBS=${FREEVSA_JOBS:-2}
 if [ -z "${FUZZ_SECONDS:-}" ]; then
   if [ "${FREEVSA_LONG:-0}" = 1 ]; then FUZZ_SECONDS=600; else FUZZ_SECONDS=30; fi
@@ -151,6 +152,15 @@ stage_asan() {
     || return 1
   build build-asan || return 1
   run_ctest build-asan
+}
+
+# ThreadSanitizer: the unit tests, the replication ones (two nodes over real TCP) among them.
+# Each test under 300 s (ctest's timeout); races halt the test that found them.
+stage_tsan() {
+  CC=clang CXX=clang++ configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFREEVSA_TSAN=ON -DFREEVSA_FUZZ=OFF \
+    || return 1
+  build build-tsan || return 1
+  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} run_ctest build-tsan
 }
 
 stage_fuzz() {
