@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "replication/peer_tls.h"
+
 namespace freevsa::replication {
 
 namespace asio = boost::asio;
@@ -11,6 +13,11 @@ using asio::ip::tcp;
 
 namespace {
 constexpr std::size_t kReadChunk = 256 * 1024;
+// Until the peer authenticated, no frame may be larger than the handshake's (and a protocol 1
+// Hello, to say why it is refused), and reads are small: an unauthenticated host gets a few
+// kilobytes of this node's memory, not megabytes.
+constexpr std::uint32_t kMaxPayloadBeforeAuthentication = 512;
+constexpr std::size_t kReadChunkBeforeAuthentication = 4096;
 
 std::uint64_t monotonic_ns() {
   return static_cast<std::uint64_t>(
@@ -32,7 +39,8 @@ PeerConnection::PeerConnection(tcp::socket socket, KeepAlive keepalive, std::sha
       stream_(make_stream(std::move(socket), tls_context_.get())),
       handshake_(std::move(handshake)),
       keepalive_(keepalive),
-      read_buffer_(kReadChunk),
+      reader_(peer::DecodeOptions{kMaxPayloadBeforeAuthentication, false}),
+      read_buffer_(kReadChunkBeforeAuthentication),
       ping_timer_(this->socket().get_executor()),
       watchdog_(this->socket().get_executor()) {
   boost::system::error_code ec;
@@ -93,6 +101,10 @@ void PeerConnection::handshake_then_read() {
       self->fail(fmt::format("TLS handshake with {} failed: {}", self->remote_address_, ec.message()));
       return;
     }
+    if (tls_psk_required_and_missing(std::get<TlsStream>(self->stream_).native_handle())) {
+      self->fail(fmt::format("TLS handshake with {} did not use the cluster's pre-shared key", self->remote_address_));
+      return;
+    }
     self->last_received_ = std::chrono::steady_clock::now();
     self->ready_ = true;
     self->begin_authentication();
@@ -111,18 +123,17 @@ void PeerConnection::begin_authentication() {
 
 // A frame before the peer proved itself. False: the connection was closed.
 bool PeerConnection::on_handshake_frame(const peer::Message& message) {
-  if (const auto* disconnect = std::get_if<peer::Disconnect>(&message)) {
-    fail(fmt::format("{} refused the connection during authentication: {}", remote_address_, disconnect->reason));
+  if (std::holds_alternative<peer::Disconnect>(message)) {
+    fail(fmt::format("{} refused this node's authentication (its log says why: cluster.secret, the cluster name, the "
+                     "list of nodes or the protocol versions differ)",
+                     remote_address_));
     return false;
   }
-  // Keep-alive waits for authentication: an unauthenticated peer gets no answers.
-  if (std::holds_alternative<peer::Ping>(message) || std::holds_alternative<peer::PingAck>(message)) return true;
-  peer::HandshakeStep step = handshake_.on_message(message);
+  peer::HandshakeStep step = handshake_.on_message(message);  // a Ping too: a real peer never sends one yet
   if (!step.failure.empty()) {
-    // The reason tells the other end nothing it does not know (names, versions) and lets a
-    // misconfigured real peer log why it was refused.
-    enqueue(peer::Disconnect{peer::DisconnectCode::AuthFailed, step.failure.substr(0, peer::kMaxReasonLength)}, 0,
-            false);
+    // The other end learns that it failed, not why: the reason names this node, its id and its
+    // cluster, which a host without the secret is not to learn. It stays in this node's log.
+    enqueue(peer::Disconnect{peer::DisconnectCode::AuthFailed, "authentication failed"}, 0, false);
     close("failed authentication: " + step.failure, true);
     return false;
   }
@@ -132,6 +143,8 @@ bool PeerConnection::on_handshake_frame(const peer::Message& message) {
 }
 
 void PeerConnection::on_authenticated() {
+  reader_.set_options(peer::DecodeOptions{});
+  read_buffer_.resize(kReadChunk);  // no read is pending: this runs inside the read's handler
   if (!tls()) {
     sealer_ = std::make_unique<peer::FrameSealer>(handshake_.send_key());
     opener_ = std::make_unique<peer::FrameOpener>(handshake_.receive_key());
@@ -177,7 +190,7 @@ void PeerConnection::on_read(std::size_t bytes) {
   last_received_ = std::chrono::steady_clock::now();
   reader_.append({read_buffer_.data(), bytes});
   auto self = shared_from_this();  // a handler may close (and drop) the connection
-  while (!closed_) {
+  while (!closed_ && !closing_after_flush_) {
     peer::FrameReader::Frame frame = reader_.next();
     if (frame.status == peer::ScanResult::Status::NeedMore) break;
     if (frame.status == peer::ScanResult::Status::Bad) {
@@ -212,7 +225,7 @@ void PeerConnection::on_read(std::size_t bytes) {
     if (std::holds_alternative<peer::Ignored>(message.value)) continue;
     if (on_message_) on_message_(frame.header, message.value);
   }
-  read_more();
+  if (!closing_after_flush_) read_more();
 }
 
 void PeerConnection::send(const peer::Message& message, std::uint64_t request_id) { enqueue(message, request_id, true); }
@@ -310,7 +323,7 @@ void PeerConnection::arm_watchdog() {
 }
 
 void PeerConnection::close(const std::string& reason, bool flush) {
-  if (closed_) return;
+  if (closed_ || closing_after_flush_) return;
   if (flush && writing_) {
     closing_after_flush_ = true;
     close_reason_ = reason;

@@ -69,7 +69,16 @@ struct PskContext {
 
 constexpr unsigned char kAes128GcmSha256[] = {0x13, 0x01};  // TLS_AES_128_GCM_SHA256
 
-PskContext* psk_of(SSL* ssl) { return static_cast<PskContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))); }
+// The context's ex_data slot for its PskContext (not app_data: Boost.Asio keeps its verify
+// callback there and deletes whatever it finds when the context goes).
+int psk_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+PskContext* psk_of(const SSL* ssl) {
+  return static_cast<PskContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), psk_index()));
+}
 
 // A session that carries the PSK, as OpenSSL wants external PSKs; null on failure.
 SSL_SESSION* psk_session(SSL* ssl, const PskContext& psk) {
@@ -91,7 +100,9 @@ int use_psk(SSL* ssl, const EVP_MD* md, const unsigned char** id, std::size_t* i
   *session = nullptr;
   if (psk == nullptr) return 0;
   const SSL_CIPHER* cipher = SSL_CIPHER_find(ssl, kAes128GcmSha256);
-  if (cipher == nullptr || (md != nullptr && md != SSL_CIPHER_get_handshake_digest(cipher))) return 1;
+  // By name: after a HelloRetryRequest OpenSSL 3 passes a fetched digest, never the legacy
+  // object SSL_CIPHER_get_handshake_digest() returns.
+  if (cipher == nullptr || (md != nullptr && !EVP_MD_is_a(md, "SHA256"))) return 1;
   *session = psk_session(ssl, *psk);
   if (*session == nullptr) return 0;
   *id = reinterpret_cast<const unsigned char*>(psk->identity.data());
@@ -125,14 +136,23 @@ std::shared_ptr<ssl::context> make_peer_tls_psk_context(std::string_view secret,
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
   holder->context.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(ctx, 0);  // TLS 1.3 tickets: nothing to resume, the PSK is always there
   if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1) {
     throw std::runtime_error("cluster.tls: psk: TLS_AES_128_GCM_SHA256 is not available in this OpenSSL");
   }
-  SSL_CTX_set_app_data(ctx, holder.get());
+  if (psk_index() < 0 || SSL_CTX_set_ex_data(ctx, psk_index(), holder.get()) != 1) {
+    throw std::runtime_error("cluster.tls: psk: OpenSSL has no room for the key");
+  }
   SSL_CTX_set_psk_use_session_callback(ctx, use_psk);
   SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
   holder->context.set_verify_mode(ssl::verify_none);  // no certificates: the PSK authenticates
   return std::shared_ptr<ssl::context>(holder, &holder->context);
+}
+
+bool tls_psk_required_and_missing(SSL* ssl) {
+  // A PSK client accepts any server otherwise: without a certificate to verify, only the use
+  // of the PSK (a "resumed" session, in OpenSSL's terms) proves the server knew it.
+  return psk_of(ssl) != nullptr && SSL_session_reused(ssl) != 1;
 }
 
 }  // namespace freevsa::replication

@@ -33,4 +33,8 @@ std::shared_ptr<boost::asio::ssl::context> make_peer_tls_context(const TlsFilePa
 std::shared_ptr<boost::asio::ssl::context> make_peer_tls_psk_context(std::string_view secret,
                                                                      std::string_view cluster_name);
 
+// After a TLS handshake: true when the connection's context is a PSK context and the handshake
+// did not use the PSK (a server that offered a certificate instead): the connection must close.
+bool tls_psk_required_and_missing(SSL* ssl);
+
 }  // namespace freevsa::replication

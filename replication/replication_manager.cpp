@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "util/log.h"
@@ -68,17 +69,36 @@ void ReplicationManager::accept() {
   });
 }
 
+namespace {
+// What the per-source cap counts by: the address, or an IPv6 address's /64 (one host has many).
+std::string source_of(const asio::ip::address& address) {
+  if (!address.is_v6() || address.to_v6().is_v4_mapped()) return address.to_string();
+  auto bytes = address.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+}  // namespace
+
+bool ReplicationManager::is_configured_peer(const std::string& address) const {
+  return std::any_of(credentials_.peers.begin(), credentials_.peers.end(),
+                     [&](const peer::KnownNode& node) { return !node.address.empty() && node.address == address; });
+}
+
 void ReplicationManager::on_accepted(tcp::socket socket) {
   boost::system::error_code ec;
   const tcp::endpoint remote = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
-  const std::string address = remote.address().to_string();
+  const std::string address = source_of(remote.address());
+  // The configured peers' addresses have slots of their own: strangers filling the common
+  // ones cannot keep a real peer from reconnecting.
+  const bool peer_address = is_configured_peer(remote.address().to_string());
   {
     std::lock_guard lock(guard_mutex_);
-    if (unauthenticated_total_ >= kMaxUnauthenticated || unauthenticated_[address] >= kMaxUnauthenticatedPerAddress) {
+    if ((!peer_address && unauthenticated_total_ >= kMaxUnauthenticated) ||
+        unauthenticated_[address] >= kMaxUnauthenticatedPerAddress) {
       ++refused_;
       if (unauthenticated_[address] == 0) unauthenticated_.erase(address);
-      // No log line per connection: a flood would flood the log too. Status counts them.
+      note_refusal(address, "too many connections that have not authenticated");
       socket.close(ec);
       return;
     }
@@ -94,16 +114,35 @@ void ReplicationManager::on_accepted(tcp::socket socket) {
         forget_unauthenticated(address, *counted);
         if (auto c = weak.lock()) on_first_frame(c, message);
       },
-      [this, address, counted](const std::string& reason) {
-        // Closed before its first frame reached a volume: during or right after authentication.
-        const bool before_authentication = *counted;
+      [this, address, counted, weak](const std::string& reason) {
         forget_unauthenticated(address, *counted);
-        if (!before_authentication) return;
+        auto closing = weak.lock();
+        if (closing && closing->authenticated()) return;  // the peer's, ended before its Hello
         std::lock_guard lock(guard_mutex_);
         ++refused_;
-        last_refused_ = fmt::format("from {}: {}", address, reason);
-        util::log_warn("replication: refusing a connection from {}: {}", address, reason);
+        note_refusal(address, reason);
       });
+}
+
+void ReplicationManager::note_refusal(const std::string& address, const std::string& reason) {
+  last_refused_ = fmt::format("from {}: {}", address, reason);
+  // A flood of connections must not become a flood of log lines: a few per window, then a count.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - log_window_ >= kRefusalLogWindow) {
+    if (not_logged_ > 0) {
+      util::log_warn("replication: {} more connection(s) refused in the last {} s, not logged one by one",
+                     not_logged_, std::chrono::duration_cast<std::chrono::seconds>(now - log_window_).count());
+    }
+    log_window_ = now;
+    logged_in_window_ = 0;
+    not_logged_ = 0;
+  }
+  if (logged_in_window_ < kRefusalLogLines) {
+    ++logged_in_window_;
+    util::log_warn("replication: refusing a connection from {}: {}", address, reason);
+  } else {
+    ++not_logged_;
+  }
 }
 
 void ReplicationManager::forget_unauthenticated(const std::string& address, bool& counted) {
@@ -119,7 +158,7 @@ void ReplicationManager::forget_unauthenticated(const std::string& address, bool
 void ReplicationManager::on_first_frame(const std::shared_ptr<PeerConnection>& connection,
                                         const peer::Message& message) {
   // Only an authenticated peer's frames arrive here (PeerConnection holds them back until then).
-  const peer::KnownNode& node = connection->peer();
+  const peer::KnownNode& node = connection->peer();  // it proved the secret as this node
   if (!node.address.empty() && node.address != connection->remote_address() &&
       warned_addresses_.insert(node.name + "@" + connection->remote_address()).second) {
     // Not refused: behind NAT a peer's source address is not the one it is reached at.
@@ -135,6 +174,15 @@ void ReplicationManager::on_first_frame(const std::shared_ptr<PeerConnection>& c
   if (!replicator) {
     const std::string reason = fmt::format("no volume named '{}' on this node", hello->volume_name);
     util::log_warn("replication: refusing {} from {}: {}", hello->node_name, connection->remote(), reason);
+    connection->send(peer::Disconnect{peer::DisconnectCode::ConfigMismatch, reason});
+    connection->close(reason, true);
+    return;
+  }
+  if (replicator->settings().peer_id != node.id) {
+    // Another node of the cluster (it holds the secret) must not replace the link of a volume
+    // it does not replicate with this node.
+    const std::string reason = fmt::format("volume '{}' is not replicated with node '{}'", hello->volume_name, node.name);
+    util::log_warn("replication: refusing {} from {}: {}", node.name, connection->remote(), reason);
     connection->send(peer::Disconnect{peer::DisconnectCode::ConfigMismatch, reason});
     connection->close(reason, true);
     return;

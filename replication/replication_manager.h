@@ -4,8 +4,9 @@
 // Hello names.
 //
 // Connections that have not authenticated are held to bounds: at most
-// kMaxUnauthenticatedPerAddress from one source address and kMaxUnauthenticated in all (more
-// are closed at once), each closed after PeerConnection::kAuthDeadline. They get no state and
+// kMaxUnauthenticatedPerAddress from one source address (an IPv6 /64) and kMaxUnauthenticated
+// from all addresses that are not a configured peer's (more are closed at once; a configured
+// peer's address keeps its own slots), each closed after PeerConnection::kAuthDeadline. They get no state and
 // no answers; status counts them (PeerStatus::unauthenticated_connections, refused_connections).
 // When accept() fails for want of file descriptors, the listener pauses instead of spinning.
 //
@@ -53,8 +54,13 @@ class ReplicationManager final : public ReplicationControl {
  private:
   void accept();
   void on_accepted(boost::asio::ip::tcp::socket socket);
-  // Once per connection (`counted` turns false): it authenticated, or it closed.
+  // Once per connection (`counted` turns false): its first frame after authentication came,
+  // or it closed.
   void forget_unauthenticated(const std::string& address, bool& counted);
+  bool is_configured_peer(const std::string& address) const;
+  // Records and logs (a few lines per window, then a count) a connection refused before it
+  // authenticated. Under guard_mutex_.
+  void note_refusal(const std::string& address, const std::string& reason);
   void on_first_frame(const std::shared_ptr<PeerConnection>& connection, const peer::Message& message);
   std::shared_ptr<Replicator> find(const std::string& volume) const;
 
@@ -72,6 +78,11 @@ class ReplicationManager final : public ReplicationControl {
   std::size_t unauthenticated_total_ = 0;
   std::uint64_t refused_ = 0;
   std::string last_refused_;
+  static constexpr std::chrono::seconds kRefusalLogWindow{10};
+  static constexpr int kRefusalLogLines = 5;
+  std::chrono::steady_clock::time_point log_window_{};
+  int logged_in_window_ = 0;
+  std::uint64_t not_logged_ = 0;
   std::set<std::string> warned_addresses_;  // "node@address" of peers seen from an unexpected source
   std::map<std::string, std::shared_ptr<Replicator>> replicators_;
   std::thread thread_;

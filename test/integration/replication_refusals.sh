@@ -5,7 +5,8 @@
 # Each case starts both nodes on fresh files with one difference between their configuration
 # files (or their metadata), and checks that they never connect and that both logs and
 # `freevsa status` say why:
-#  - a wrong shared secret (the HMAC challenge/response fails both ways);
+#  - a wrong shared secret (b, which accepts, finds a's proof wrong; a learns only that it was
+#    refused, since an unauthenticated peer is told nothing about b);
 #  - a size mismatch;
 #  - a volume UUID mismatch (b's replica was created for another cluster);
 #  - a shared setting changed in one file only (the protocol), named in the error;
@@ -40,7 +41,8 @@ echo "--- a wrong shared secret"
 cluster_config a
 cluster_config b SECRET=not-the-cluster-secret-9876543210
 node_start a && node_start b || exit 2
-refused_case "wrong secret" "shared secret \(cluster.secret\) differ" "shared secret \(cluster.secret\) differ"
+refused_case "wrong secret" "refused this node's authentication \(its log says why: cluster.secret" \
+  "the proof of node 'a' does not match: the shared secret \(cluster.secret\) differs"
 check "wrong secret: no data was exchanged (b's disk is still Inconsistent)" [ "$(status_field b "v['disk_state']")" = Inconsistent ]
 
 echo "--- a size mismatch"
@@ -69,7 +71,7 @@ echo "--- another cluster"
 fresh
 cluster_config b CLUSTER=othercluster
 node_start a && node_start b || exit 2
-refused_case "other cluster" "cluster mismatch: node 'a' belongs to cluster 'itcluster', node 'b' to cluster 'othercluster'" \
+refused_case "other cluster" "refused this node's authentication \(its log says why: .*the cluster name" \
   "cluster mismatch: node 'a' belongs to cluster 'itcluster', node 'b' to cluster 'othercluster'"
 
 echo "--- promoting a node whose data is not complete"

@@ -318,7 +318,8 @@ class Node {
     s.initial_primary = id_ == 1;
     s.backing_path = name() + ".img";
 
-    peer::LinkCredentials credentials{s.cluster_name, s.node_id, s.node_name, s.secret, {{s.peer_id, s.peer_name, ""}}};
+    peer::LinkCredentials credentials{s.cluster_name, s.node_id, s.node_name, s.secret,
+                                      {{s.peer_id, s.peer_name, s.peer_address}}};
     manager_ = std::make_unique<ReplicationManager>(2, KeepAlive{}, std::move(credentials));
     replicator_ = manager_->add(s, data_, *store_);
     // A first start may move to another port if this one was taken meanwhile; a restart must
@@ -827,6 +828,62 @@ TEST(Replicator, AFrameInjectedOnTheWireIsRefusedAndTheLinkComesBack) {
       << describe(one, two);
   ASSERT_TRUE(eventually([&] { return settled(one, two); }, 20s)) << describe(one, two);
   EXPECT_EQ(contents(one.data()), contents(two.data()));
+}
+
+// A connection from `source` (a loopback address) to `port`.
+std::unique_ptr<boost::asio::ip::tcp::socket> connect_from(boost::asio::io_context& io, const char* source,
+                                                           std::uint16_t port) {
+  auto socket = std::make_unique<boost::asio::ip::tcp::socket>(io);
+  socket->open(boost::asio::ip::tcp::v4());
+  socket->bind({boost::asio::ip::make_address(source), 0});
+  socket->connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  return socket;
+}
+
+TEST(Replicator, BeforeAuthenticationALargeFrameOrAPingEndsTheConnectionAtOnce) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  boost::asio::io_context io;
+  // A Write header announcing 1 MiB: refused from the header, nothing buffered.
+  auto large = connect_from(io, "127.0.0.7", two.port());
+  std::vector<std::uint8_t> data(1 << 20, 0x5a);
+  std::vector<std::uint8_t> frame(peer::kFrameHeaderSize + 64);
+  peer::Result<peer::OutgoingFrame> write = peer::encode(peer::Write{0, 0, 1, data}, 1);
+  ASSERT_TRUE(write.ok());
+  boost::asio::write(*large, boost::asio::buffer(write.value.head().data(), write.value.head().size()));
+  EXPECT_TRUE(closed_within(*large, 2s)) << "closed at the header, long before the 5 s deadline";
+  // A Ping: a real peer never sends one before authenticating.
+  auto ping = connect_from(io, "127.0.0.7", two.port());
+  std::vector<std::uint8_t> bytes(peer::kFrameHeaderSize + 8);
+  ASSERT_TRUE(peer::encode_into(peer::Ping{1}, 0, bytes).ok());
+  boost::asio::write(*ping, boost::asio::buffer(bytes));
+  EXPECT_TRUE(closed_within(*ping, 2s));
+  EXPECT_TRUE(eventually([&] { return contains(two.peer_status().last_refused_connection, "Ping"); }))
+      << two.peer_status().last_refused_connection;
+  EXPECT_TRUE(settled(one, two)) << describe(one, two);
+}
+
+TEST(Replicator, StrangersFillingTheUnauthenticatedSlotsDoNotKeepThePeerOut) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  boost::asio::io_context io;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> idle;
+  const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+                           "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
+  for (const char* source : sources) {
+    for (std::size_t i = 0; i < ReplicationManager::kMaxUnauthenticatedPerAddress; ++i) {
+      idle.push_back(connect_from(io, source, two.port()));
+    }
+  }
+  // The 65th stranger is closed at once.
+  auto extra = connect_from(io, "127.0.0.10", two.port());
+  EXPECT_TRUE(closed_within(*extra, 2s));
+  ASSERT_TRUE(eventually([&] { return two.peer_status().unauthenticated_connections >= 64; }, 2s))
+      << two.peer_status().unauthenticated_connections;
+  // The real peer (127.0.0.1, its configured address) reconnects while every slot is taken.
+  ASSERT_TRUE(one.manager().reconnect(kVolume).ok);
+  EXPECT_TRUE(eventually([&] { return settled(one, two); }, 3s)) << describe(one, two);
+  EXPECT_GE(two.peer_status().unauthenticated_connections, 64u) << "the strangers were still there";
 }
 
 TEST(Replicator, AReplayedHandshakeIsRefusedAndTheLiveLinkStays) {
