@@ -41,6 +41,7 @@
 #include "replication/receive_order.h"
 #include "replication/replicated_volume.h"
 #include "replication/replication_status.h"
+#include "replication/unconfirmed_writes.h"
 #include "util/asio.h"
 #include "util/worker_pool.h"
 
@@ -71,6 +72,8 @@ struct ReplicaSettings {
   std::uint64_t verify_rate = 100ull << 20;
   peer::DigestAlgorithm verify_algorithm = peer::DigestAlgorithm::Crc32c;
   std::string backing_path;  // for status
+  // When the primary asks the peer for a flush by itself (unconfirmed_writes.h).
+  EpochPolicy epoch;
 };
 
 class Replicator final : public PeerChannel, public OutOfSyncRecorder, public std::enable_shared_from_this<Replicator> {
@@ -128,6 +131,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
     std::uint64_t length = 0;
     std::chrono::steady_clock::time_point sent_at;
     std::vector<std::uint8_t>* answer_into = nullptr;  // ReservationCommand: where the answer goes
+    bool until_flushed = false;  // Write, Discard: unconfirmed until a peer flush covers it
   };
   struct ResyncProgress;
   struct VerifyRun;
@@ -225,6 +229,18 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   std::pair<int, peer::Digest> local_digest(std::uint64_t offset, std::uint32_t length, peer::DigestAlgorithm algorithm);
   void ensure_new_generation();
 
+  // --- the peer's durability (replicator_durability.cpp): what it acknowledged stays recorded
+  // (unconfirmed_, and held in the activity log) until a flush it confirmed covers it.
+  void record_unconfirmed(const Pending& request);
+  // Sends a flush covering the open epoch; `done` (may be null) runs with 0 once the peer
+  // confirmed it or, if it failed, once every write it may lack is marked out of sync.
+  void request_peer_flush(Done done);
+  // The peer may have lost the writes of `epoch` (durable false) or has them durably: in both
+  // cases they leave the record and the activity log, after the bitmap got them if not durable.
+  void settle_epoch(const Epoch& epoch, bool durable);
+  void mark_unconfirmed_out_of_sync();
+  void arm_flush_timer();
+
   // --- resync and verify (replicator_sync.cpp)
   void send_bitmap();
   void on_bitmap_chunk(const peer::BitmapChunk& chunk);
@@ -286,6 +302,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   boost::asio::steady_timer sync_timer_;    // resync pacing
   boost::asio::steady_timer verify_timer_;  // verify pacing
   boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer flush_timer_;  // the open epoch's age
+  UnconfirmedWrites unconfirmed_;
   std::chrono::milliseconds backoff_{200};
   std::unique_ptr<ResyncProgress> resync_;
   std::unique_ptr<VerifyRun> verify_;
