@@ -48,7 +48,7 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
   });
 }
 
-Replicator::~Replicator() { metadata_.activity_log().set_starved_handler(nullptr); }
+Replicator::~Replicator() = default;
 
 DiskState Replicator::local_disk_state() const {
   return volume_->detached() ? DiskState::Diskless : metadata_.superblock().disk_state;
@@ -79,7 +79,8 @@ void Replicator::set_initial_role(Role role, std::string primary_when_peer_met) 
 }
 
 void Replicator::start() {
-  // Writes wait for an activity-log slot: a flush of the peer frees the extents it holds.
+  // Writes wait for an activity-log slot: a flush of the peer frees the extents it holds. (A
+  // weak reference: the metadata may outlive this Replicator.)
   metadata_.activity_log().set_starved_handler([weak = weak_from_this()] {
     if (auto self = weak.lock()) {
       asio::post(self->io_, [self] {
