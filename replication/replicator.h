@@ -232,12 +232,14 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   // --- the peer's durability (replicator_durability.cpp): what it acknowledged stays recorded
   // (unconfirmed_, and held in the activity log) until a flush it confirmed covers it.
   void record_unconfirmed(const Pending& request);
-  // Sends a flush covering the open epoch; `done` (may be null) runs with 0 once the peer
-  // confirmed it or, if it failed, once every write it may lack is marked out of sync.
+  // Sends a flush covering the open epoch, and flushes the local disk; `done` (may be null) runs
+  // with 0 once the peer confirmed it or, if it failed, once every write it may lack is marked
+  // out of sync (not waiting for the local flush: the caller flushes its own disk).
   void request_peer_flush(Done done);
-  // The peer may have lost the writes of `epoch` (durable false) or has them durably: in both
-  // cases they leave the record and the activity log, after the bitmap got them if not durable.
-  void settle_epoch(const Epoch& epoch, bool durable);
+  void mark_epoch_out_of_sync(const Epoch& epoch);
+  // Ends the activity-log holds of `epoch` (both disks flushed it, or its bits are set).
+  void release_epoch(const Epoch& epoch);
+  // The open epoch: marked out of sync, then released.
   void mark_unconfirmed_out_of_sync();
   void arm_flush_timer();
 

@@ -7,7 +7,10 @@
 // The primary asks for such flushes by itself (EpochPolicy) and on every SYNCHRONIZE CACHE.
 #include "replication/replicator.h"
 
+#include <cstring>
 #include <memory>
+
+#include "util/log.h"
 
 namespace freevsa::replication {
 
@@ -30,26 +33,55 @@ void Replicator::arm_flush_timer() {
 }
 
 void Replicator::request_peer_flush(Done done) {
-  auto epoch = std::make_shared<Epoch>(unconfirmed_.close());
+  // The epoch leaves the activity log only once both disks flushed it: after a crash of both
+  // nodes, a write durable on one side only must lie in an extent the log still names.
+  struct Flushes {
+    Epoch epoch;
+    int waiting = 2;  // the peer's flush and the local disk's
+  };
+  auto flushes = std::make_shared<Flushes>(Flushes{unconfirmed_.close()});
+  auto finished = [self = shared_from_this(), flushes] {
+    if (--flushes->waiting == 0) self->release_epoch(flushes->epoch);
+  };
+  if (volume_->detached()) {
+    --flushes->waiting;
+  } else {
+    workers_.post([self = shared_from_this(), finished] {
+      if (const int error = self->data_.flush(); error != 0) {
+        util::log_error("{}: flushing the local disk failed: {}", self->settings_.volume_name, std::strerror(error));
+      }
+      asio::post(self->io_, finished);
+    });
+  }
   // The peer's flush is a barrier behind everything it received before it; every write of the
   // epoch was acknowledged, so received, before this goes out.
-  send_request(peer::Flush{}, Pending{[self = shared_from_this(), epoch, done = std::move(done)](int error) {
-                 self->settle_epoch(*epoch, error == 0);
-                 // A failed flush: the peer may have lost any write it acknowledged, also those
-                 // acknowledged since this flush went out.
-                 if (error != 0) self->mark_unconfirmed_out_of_sync();
+  send_request(peer::Flush{}, Pending{[self = shared_from_this(), flushes, finished, done = std::move(done)](int error) {
+                 if (error != 0) {
+                   // The peer may have lost any write it acknowledged, also those acknowledged
+                   // since this flush went out.
+                   self->mark_epoch_out_of_sync(flushes->epoch);
+                   self->mark_unconfirmed_out_of_sync();
+                 }
                  if (done) done(0);
+                 finished();
                }});
 }
 
-void Replicator::settle_epoch(const Epoch& epoch, bool durable) {
+void Replicator::mark_epoch_out_of_sync(const Epoch& epoch) {
+  for (const WrittenRange& range : epoch) mark_out_of_sync(range.offset, range.length);
+}
+
+void Replicator::release_epoch(const Epoch& epoch) {
+  // After the bits: an extent leaves the on-disk activity log only with its bits durable.
   for (const WrittenRange& range : epoch) {
-    if (!durable) mark_out_of_sync(range.offset, range.length);
-    // After the bit: an extent leaves the on-disk activity log only with its bits durable.
     if (range.held) metadata_.activity_log().end_write(range.offset, range.length);
   }
 }
 
-void Replicator::mark_unconfirmed_out_of_sync() { settle_epoch(unconfirmed_.close(), false); }
+void Replicator::mark_unconfirmed_out_of_sync() {
+  const Epoch epoch = unconfirmed_.close();
+  mark_epoch_out_of_sync(epoch);
+  release_epoch(epoch);
+}
 
 }  // namespace freevsa::replication

@@ -860,5 +860,26 @@ TEST(Replicator, WritesWaitingForAnActivityLogSlotHeldForThePeerMakeThePrimaryAs
   EXPECT_LT(two.disk_cache().unflushed_bytes(), 64 * 4 * KiB) << "no flush reached the peer";
 }
 
+TEST(Replicator, BothNodesLosingPowerLeaveIdenticalReplicasAfterTheirResync) {
+  // A small activity log, so that extents leave it (on disk) while the test writes: a write
+  // the peer made durable must not leave it before the primary's own disk flushed it too.
+  const ActivityLogGeometry small_log{64 * KiB, 4, 8};
+  Node one(1, NodeOptions{.volatile_disk_cache = true, .epoch = EpochPolicy{.max_age = 20ms}, .activity_log = small_log}),
+      two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(one.volume().write(static_cast<std::uint64_t>(i) * 256 * KiB, pattern(4 * KiB, static_cast<std::uint8_t>(i)), false), 0);
+    // Each epoch flushed on the peer before the next write, which evicts an older extent.
+    ASSERT_TRUE(eventually([&] { return two.disk_cache().unflushed_bytes() == 0; }, 2s));
+  }
+  two.power_loss();
+  one.power_loss();
+  two.start(one);
+  one.start(two);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  EXPECT_TRUE(contents(two.data()) == contents(one.data())) << "the replicas differ after both lost power";
+}
+
 }  // namespace
 }  // namespace freevsa::replication
