@@ -291,10 +291,16 @@ int close(int fd) {
 }
 
 ssize_t pread(int fd, void *buffer, size_t length, off_t offset) {
-  const ssize_t got = real_pread(fd, buffer, length, offset);
   struct file *f = ours(fd);
-  if (f == NULL || got <= 0) return got;
+  if (f == NULL) return real_pread(fd, buffer, length, offset);
+  // Under the lock: a flush committing a held block between the read of the file and the
+  // overlay would leave the read with the old content.
   pthread_mutex_lock(&lock);
+  const ssize_t got = real_pread(fd, buffer, length, offset);
+  if (got <= 0) {
+    pthread_mutex_unlock(&lock);
+    return got;
+  }
   const uint64_t start = (uint64_t)offset, end = start + (uint64_t)got;
   for (uint64_t sector = start / SECTOR; sector * SECTOR < end && f->count > 0; ++sector) {
     const uint8_t *held = lookup(f, sector);
