@@ -38,7 +38,9 @@ constexpr std::uint8_t kFrameVersion = 1;
 constexpr std::size_t kFrameHeaderSize = 32;
 // Message set versions this build speaks (Hello.protocol_min/max).
 constexpr std::uint16_t kProtocolVersionMin = 1;
-constexpr std::uint16_t kProtocolVersionMax = 1;
+constexpr std::uint16_t kProtocolVersionMax = 2;
+// From this version on a peer answers Barrier (below); with an older one the primary sends Flush.
+constexpr std::uint16_t kProtocolVersionEpochBarrier = 2;
 
 constexpr std::uint32_t kMaxDataLength = 1u << 20;                 // per Write / ResyncData
 constexpr std::uint32_t kMaxPayloadLength = kMaxDataLength + 4096;  // any frame
@@ -220,13 +222,15 @@ struct FlushAck {
   std::int32_t status = 0;
   bool operator==(const FlushAck&) const = default;
 };
-// Closes epoch `epoch`, which held `write_count` Writes and Discards (docs: "Ordering").
+// Closes epoch `epoch` of `write_count` Writes and Discards the peer acknowledged: the peer flushes
+// its disk (without holding back later items, unlike Flush) and answers BarrierAck; a peer that
+// cannot flush drops the link instead (docs/durability.md).
 struct Barrier {
   std::uint64_t epoch = 0;
   std::uint32_t write_count = 0;
   bool operator==(const Barrier&) const = default;
 };
-// Every write of `epoch` is on the peer's disk.
+// Every write the peer acknowledged before it received Barrier `epoch` is durable on its disk.
 struct BarrierAck {
   std::uint64_t epoch = 0;
   std::uint32_t write_count = 0;

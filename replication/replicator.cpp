@@ -295,8 +295,11 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_reservation_command(header, m);
         } else if constexpr (std::is_same_v<T, peer::ReservationAnswer>) {
           on_reservation_answer(header, m);
+        } else if constexpr (std::is_same_v<T, peer::Barrier>) {
+          on_barrier(header, m);
+        } else if constexpr (std::is_same_v<T, peer::BarrierAck>) {
+          complete_request(header.request_id, 0);
         }
-        // Barrier/BarrierAck: ordering travels in the Write epochs instead; nothing to do.
       },
       message);
 }

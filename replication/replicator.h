@@ -236,6 +236,8 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   // with 0 once the peer confirmed it or, if it failed, once every write it may lack is marked
   // out of sync (not waiting for the local flush: the caller flushes its own disk).
   void request_peer_flush(Done done);
+  // The secondary's side: flushes its disk for an epoch, answers BarrierAck.
+  void on_barrier(const peer::FrameHeader& header, const peer::Barrier& barrier);
   void mark_epoch_out_of_sync(const Epoch& epoch);
   // Ends the activity-log holds of `epoch` (both disks flushed it, or its bits are set).
   void release_epoch(const Epoch& epoch);
@@ -306,6 +308,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer flush_timer_;  // the open epoch's age
   UnconfirmedWrites unconfirmed_;
+  std::uint64_t epochs_closed_ = 0;
   std::chrono::milliseconds backoff_{200};
   std::unique_ptr<ResyncProgress> resync_;
   std::unique_ptr<VerifyRun> verify_;

@@ -7,6 +7,8 @@
 // The primary asks for such flushes by itself (EpochPolicy) and on every SYNCHRONIZE CACHE.
 #include "replication/replicator.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <memory>
 
@@ -53,9 +55,16 @@ void Replicator::request_peer_flush(Done done) {
       asio::post(self->io_, finished);
     });
   }
-  // The peer's flush is a barrier behind everything it received before it; every write of the
-  // epoch was acknowledged, so received, before this goes out.
-  send_request(peer::Flush{}, Pending{[self = shared_from_this(), flushes, finished, done = std::move(done)](int error) {
+  // Every write of the epoch was acknowledged before this goes out. Under protocols A and C it was
+  // written on the peer by then, so the peer's Barrier need not hold back what follows; a
+  // protocol B acknowledgement says only "received", and an initiator's flush (`done`) must cover
+  // every write completed before it: Flush waits behind everything received before it.
+  const bool barrier = !done && settings_.protocol != Protocol::B && peer_hello_ &&
+                       peer_hello_->protocol_max >= peer::kProtocolVersionEpochBarrier;
+  const peer::Message request =
+      barrier ? peer::Message(peer::Barrier{++epochs_closed_, static_cast<std::uint32_t>(flushes->epoch.size())})
+              : peer::Message(peer::Flush{});
+  send_request(request, Pending{[self = shared_from_this(), flushes, finished, done = std::move(done)](int error) {
                  if (error != 0) {
                    // The peer may have lost any write it acknowledged, also those acknowledged
                    // since this flush went out.
@@ -65,6 +74,21 @@ void Replicator::request_peer_flush(Done done) {
                  if (done) done(0);
                  finished();
                }});
+}
+
+void Replicator::on_barrier(const peer::FrameHeader& header, const peer::Barrier& barrier) {
+  const std::uint64_t id = header.request_id;
+  on_worker_then_answer([self = shared_from_this()] { return self->volume_->apply_peer_flush(); },
+                        [self = shared_from_this(), id, barrier](PeerConnection& link, int error) {
+                          if (error != 0) {
+                            // The primary then records the epoch's writes for a resync.
+                            self->drop_link(fmt::format("flushing the disk for epoch {} failed: {}", barrier.epoch,
+                                                        std::strerror(error)),
+                                            peer::DisconnectCode::Unspecified);
+                            return;
+                          }
+                          link.send(peer::BarrierAck{barrier.epoch, barrier.write_count}, id);
+                        });
 }
 
 void Replicator::mark_epoch_out_of_sync(const Epoch& epoch) {

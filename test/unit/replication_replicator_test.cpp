@@ -846,6 +846,16 @@ TEST(Replicator, ThePrimaryHasThePeerFlushWhatItAcknowledgedWithinTheEpochAge) {
       << "nobody asked " << two.name() << " to make the acknowledged write durable";
 }
 
+TEST(Replicator, AnEpochThePeerCannotFlushIsMarkedOutOfSync) {
+  Node one(1, NodeOptions{.epoch = EpochPolicy{.max_age = 20ms}}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  two.disk_cache().fail_flushes_with(EIO);
+  ASSERT_EQ(one.volume().write(2 * MiB, pattern(4 * KiB, 8), false), 0);
+  EXPECT_TRUE(eventually([&] { return one.status().out_of_sync_bytes >= 4 * KiB; }, 3s))
+      << "the peer never made the write durable, and nothing records that it may lack it\n" << describe(one, two);
+}
+
 TEST(Replicator, WritesWaitingForAnActivityLogSlotHeldForThePeerMakeThePrimaryAskForAFlush) {
   // Four slots of 64 KiB, and writes to many more extents, with no flush asked for by age or
   // count: the extents stay held for the peer until a writer waiting for a slot has the
