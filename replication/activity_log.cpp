@@ -144,6 +144,7 @@ int ActivityLog::begin_write(std::uint64_t offset, std::uint64_t length) {
   auto in_range = [&](std::uint64_t extent) { return extent >= first && extent <= last; };
 
   std::unique_lock lock(mutex_);
+  bool told_starved = false;
   for (;;) {
     bool all_hot = true;
     for (std::uint64_t e = first; e <= last && all_hot; ++e) {
@@ -184,6 +185,13 @@ int ActivityLog::begin_write(std::uint64_t offset, std::uint64_t length) {
       }
     }
     if (candidates.size() < required) {
+      if (starved_ && !told_starved) {
+        told_starved = true;
+        lock.unlock();
+        starved_();
+        lock.lock();
+        continue;
+      }
       changed_.wait(lock);  // every slot is busy: wait for an end_write
       continue;
     }
@@ -254,6 +262,19 @@ int ActivityLog::begin_write(std::uint64_t offset, std::uint64_t length) {
     changed_.notify_all();
     return error;
   }
+}
+
+bool ActivityLog::hold(std::uint64_t offset, std::uint64_t length) {
+  if (length == 0 || offset >= data_size_ || length > data_size_ - offset) return false;
+  const std::uint64_t first = offset / geometry_.extent_bytes;
+  const std::uint64_t last = (offset + length - 1) / geometry_.extent_bytes;
+  std::lock_guard lock(mutex_);
+  for (std::uint64_t e = first; e <= last; ++e) {
+    auto it = slot_of_.find(e);
+    if (it == slot_of_.end() || slots_[it->second].writers == 0) return false;
+  }
+  for (std::uint64_t e = first; e <= last; ++e) ++slots_[slot_of_[e]].writers;
+  return true;
 }
 
 void ActivityLog::end_write(std::uint64_t offset, std::uint64_t length) {

@@ -72,6 +72,15 @@ class ActivityLog {
   // otherwise the errno of the failed bitmap or transaction write (the write must then fail).
   int begin_write(std::uint64_t offset, std::uint64_t length);
   void end_write(std::uint64_t offset, std::uint64_t length);
+  // One more reference on the extents of [offset, offset + length), which a begin_write not yet
+  // ended holds already: the range stays hot until the matching end_write, after the write
+  // itself ended (the replicator keeps a write there until the peer has it durably). Never
+  // blocks. False (and nothing held) if an extent is not active.
+  bool hold(std::uint64_t offset, std::uint64_t length);
+  // Called (on the writer's thread, with no lock held) when a begin_write must wait because
+  // every slot is in use, so that the owner of held ranges can release some. Set before I/O
+  // starts.
+  void set_starved_handler(std::function<void()> starved) { starved_ = std::move(starved); }
 
   // Recovery after a crash: marks the data range of every active extent out of sync.
   void mark_active_extents(OutOfSyncRecorder& recorder) const;
@@ -106,6 +115,7 @@ class ActivityLog {
   const Uuid volume_uuid_;
   const PersistBits persist_bits_;
   const std::uint64_t sequential_ahead_;
+  std::function<void()> starved_;
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;

@@ -29,7 +29,10 @@ class PeerChannel {
   // disk (with fua: on stable storage there), or with an errno when that is not known - the link
   // went down, or the peer's disk failed. `data` stays valid until `done` ran.
   virtual void send_write(std::uint64_t offset, std::span<const std::uint8_t> data, bool fua, Done done) = 0;
-  // Asks the peer to make everything it acknowledged durable.
+  // Asks the peer to make everything it acknowledged durable. `done` runs with 0 once the peer
+  // has on stable storage every write it acknowledged before the flush was sent, or once every
+  // write it acknowledged and may still lose is recorded out of sync here (the peer is away, its
+  // disk failed, or its flush failed); with an errno when neither is known.
   virtual void send_flush(Done done) = 0;
   virtual void send_discard(std::uint64_t offset, std::uint64_t length, Done done) = 0;
   // Reads from the peer's disk (the local one failed). `dst` stays valid until `done` ran.

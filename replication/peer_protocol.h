@@ -37,8 +37,8 @@ constexpr std::uint32_t kFrameMagic = 0x46565052;  // "FVPR"
 constexpr std::uint8_t kFrameVersion = 1;
 constexpr std::size_t kFrameHeaderSize = 32;
 // Message set versions this build speaks (AuthHello and Hello protocol_min/max). Version 2
-// authenticates the link before anything about a volume is said (peer_auth.h); version 1's
-// Hello-first handshake is refused.
+// authenticates the link before anything about a volume is said (peer_auth.h), and a peer
+// answers Barrier (below); version 1's Hello-first handshake is refused.
 constexpr std::uint16_t kProtocolVersionMin = 2;
 constexpr std::uint16_t kProtocolVersionMax = 2;
 
@@ -238,13 +238,15 @@ struct FlushAck {
   std::int32_t status = 0;
   bool operator==(const FlushAck&) const = default;
 };
-// Closes epoch `epoch`, which held `write_count` Writes and Discards (docs: "Ordering").
+// Closes epoch `epoch` of `write_count` Writes and Discards the peer acknowledged: the peer flushes
+// its disk (without holding back later items, unlike Flush) and answers BarrierAck; a peer that
+// cannot flush drops the link instead (docs/durability.md).
 struct Barrier {
   std::uint64_t epoch = 0;
   std::uint32_t write_count = 0;
   bool operator==(const Barrier&) const = default;
 };
-// Every write of `epoch` is on the peer's disk.
+// Every write the peer acknowledged before it received Barrier `epoch` is durable on its disk.
 struct BarrierAck {
   std::uint64_t epoch = 0;
   std::uint32_t write_count = 0;

@@ -268,8 +268,16 @@ int ReplicatedVolume::flush() {
   if (local_error != 0 && outcome && outcome->wait() == 0 && detach_if_peer_can_serve(local_error, "flush")) {
     local_error = 0;
   }
-  finish_on_peer(outcome);
-  return local_error;
+  // Protocol A does not wait for the peer (its flush still settles what the peer acknowledged).
+  if (local_error != 0 || !outcome || protocol_ == Protocol::A) return local_error;
+  if (const int peer_error = outcome->wait(); peer_error != 0) {
+    // Neither flushed there nor recorded as missing there (PeerChannel::send_flush): a failover
+    // could lose what the initiator is about to be told is durable.
+    util::log_warn("{}: SYNCHRONIZE CACHE fails: the peer's flush failed ({}) and what it may lack is not recorded",
+                   name(), std::strerror(peer_error));
+    return EIO;
+  }
+  return 0;
 }
 
 int ReplicatedVolume::discard(std::uint64_t offset, std::uint64_t length) {

@@ -28,7 +28,9 @@ Replicator::Replicator(asio::io_context& io, util::WorkerPool& workers, ReplicaS
       dial_timer_(io),
       sync_timer_(io),
       verify_timer_(io),
-      tick_timer_(io) {
+      tick_timer_(io),
+      flush_timer_(io),
+      unconfirmed_(settings_.epoch) {
   volume_ = std::make_unique<ReplicatedVolume>(data_, *this, *this, settings_.protocol);
   next_request_id_ = settings_.node_id < settings_.peer_id ? 1 : 2;
   volume_->set_activity_log(&metadata_.activity_log());
@@ -77,6 +79,15 @@ void Replicator::set_initial_role(Role role, std::string primary_when_peer_met) 
 }
 
 void Replicator::start() {
+  // Writes wait for an activity-log slot: a flush of the peer frees the extents it holds. (A
+  // weak reference: the metadata may outlive this Replicator.)
+  metadata_.activity_log().set_starved_handler([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      asio::post(self->io_, [self] {
+        if (!self->unconfirmed_.empty()) self->request_peer_flush(nullptr);
+      });
+    }
+  });
   asio::post(io_, [self = shared_from_this()] {
     self->phase_ = Phase::Connecting;
     if (self->settings_.node_id < self->settings_.peer_id) self->dial();
@@ -283,8 +294,11 @@ void Replicator::on_message(const peer::FrameHeader& header, const peer::Message
           on_reservation_command(header, m);
         } else if constexpr (std::is_same_v<T, peer::ReservationAnswer>) {
           on_reservation_answer(header, m);
+        } else if constexpr (std::is_same_v<T, peer::Barrier>) {
+          on_barrier(header, m);
+        } else if constexpr (std::is_same_v<T, peer::BarrierAck>) {
+          complete_request(header.request_id, 0);
         }
-        // Barrier/BarrierAck: ordering travels in the Write epochs instead; nothing to do.
       },
       message);
 }
@@ -446,6 +460,8 @@ void Replicator::on_closed(const std::shared_ptr<PeerConnection>& connection, co
 
 void Replicator::link_down(const std::string& reason) {
   const bool was_up = phase_ == Phase::Up;
+  // First: whatever the peer acknowledged but never confirmed durable may be lost with it.
+  mark_unconfirmed_out_of_sync();
   link_.reset();
   replicating_.store(false);
   volume_->set_peer_primary(false);  // unknown now: initiators are not sent there
@@ -485,8 +501,12 @@ void Replicator::on_state_change(const peer::StateChange& change) {
   peer_role_ = change.role;
   volume_->set_peer_primary(peer_role_ == peer::Role::Primary);
   set_peer_disk(change.disk_state);
-  // A peer whose disk failed takes no more writes: they go into the bitmap from now on.
-  if (peer_disk_ == peer::DiskState::Diskless) replicating_.store(false);
+  // A peer whose disk failed takes no more writes: they go into the bitmap from now on, and so
+  // do those it acknowledged but did not confirm durable.
+  if (peer_disk_ == peer::DiskState::Diskless) {
+    replicating_.store(false);
+    mark_unconfirmed_out_of_sync();
+  }
   peer_generations_ = change.generations;
   if (peer_role_ == peer::Role::Primary && volume_->role() == Role::Primary) {
     // Never two primaries: the promotion checks make this unreachable; if it happens anyway,
@@ -652,6 +672,7 @@ void Replicator::stop() {
     sync_timer_.cancel();
     verify_timer_.cancel();
     tick_timer_.cancel();
+    flush_timer_.cancel();
     drop_link("this node is stopping", peer::DisconnectCode::Shutdown);
     return 0;
   });

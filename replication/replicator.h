@@ -41,6 +41,7 @@
 #include "replication/receive_order.h"
 #include "replication/replicated_volume.h"
 #include "replication/replication_status.h"
+#include "replication/unconfirmed_writes.h"
 #include "util/asio.h"
 #include "util/worker_pool.h"
 
@@ -72,6 +73,8 @@ struct ReplicaSettings {
   std::uint64_t verify_rate = 100ull << 20;
   peer::DigestAlgorithm verify_algorithm = peer::DigestAlgorithm::Crc32c;
   std::string backing_path;  // for status
+  // When the primary asks the peer for a flush by itself (unconfirmed_writes.h).
+  EpochPolicy epoch;
 };
 
 class Replicator final : public PeerChannel, public OutOfSyncRecorder, public std::enable_shared_from_this<Replicator> {
@@ -129,6 +132,7 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
     std::uint64_t length = 0;
     std::chrono::steady_clock::time_point sent_at;
     std::vector<std::uint8_t>* answer_into = nullptr;  // ReservationCommand: where the answer goes
+    bool until_flushed = false;  // Write, Discard: unconfirmed until a peer flush covers it
   };
   struct ResyncProgress;
   struct VerifyRun;
@@ -225,6 +229,22 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   std::pair<int, peer::Digest> local_digest(std::uint64_t offset, std::uint32_t length, peer::DigestAlgorithm algorithm);
   void ensure_new_generation();
 
+  // --- the peer's durability (replicator_durability.cpp): what it acknowledged stays recorded
+  // (unconfirmed_, and held in the activity log) until a flush it confirmed covers it.
+  void record_unconfirmed(const Pending& request);
+  // Sends a flush covering the open epoch, and flushes the local disk; `done` (may be null) runs
+  // with 0 once the peer confirmed it or, if it failed, once every write it may lack is marked
+  // out of sync (not waiting for the local flush: the caller flushes its own disk).
+  void request_peer_flush(Done done);
+  // The secondary's side: flushes its disk for an epoch, answers BarrierAck.
+  void on_barrier(const peer::FrameHeader& header, const peer::Barrier& barrier);
+  void mark_epoch_out_of_sync(const Epoch& epoch);
+  // Ends the activity-log holds of `epoch` (both disks flushed it, or its bits are set).
+  void release_epoch(const Epoch& epoch);
+  // The open epoch: marked out of sync, then released.
+  void mark_unconfirmed_out_of_sync();
+  void arm_flush_timer();
+
   // --- resync and verify (replicator_sync.cpp)
   void send_bitmap();
   void on_bitmap_chunk(const peer::BitmapChunk& chunk);
@@ -285,6 +305,9 @@ class Replicator final : public PeerChannel, public OutOfSyncRecorder, public st
   boost::asio::steady_timer sync_timer_;    // resync pacing
   boost::asio::steady_timer verify_timer_;  // verify pacing
   boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer flush_timer_;  // the open epoch's age
+  UnconfirmedWrites unconfirmed_;
+  std::uint64_t epochs_closed_ = 0;
   std::chrono::milliseconds backoff_{200};
   std::unique_ptr<ResyncProgress> resync_;
   std::unique_ptr<VerifyRun> verify_;

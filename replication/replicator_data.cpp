@@ -75,7 +75,9 @@ void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> 
     for (std::size_t sent = 0; sent < data.size(); sent += peer::kMaxDataLength) {
       const std::size_t length = std::min<std::size_t>(peer::kMaxDataLength, data.size() - sent);
       peer::Write write{offset + sent, fua ? peer::kWriteFua : 0u, epoch, data.subspan(sent, length)};
-      self->send_request(write, Pending{[gather](int error) { gather->piece_done(error); }, {}, offset + sent, length});
+      Pending request{[gather](int error) { gather->piece_done(error); }, {}, offset + sent, length};
+      request.until_flushed = true;
+      self->send_request(write, std::move(request));
     }
     self->writes_replicated_.fetch_add(1);
   });
@@ -84,10 +86,13 @@ void Replicator::send_write(std::uint64_t offset, std::span<const std::uint8_t> 
 void Replicator::send_flush(Done done) {
   asio::post(io_, [self = shared_from_this(), done = std::move(done)]() mutable {
     if (!self->replicating_.load()) {
-      done(ECONNRESET);
+      // The peer takes no writes: the bitmap holds every write it lacks (link_down,
+      // on_state_change and the write path put them there).
+      self->mark_unconfirmed_out_of_sync();
+      done(0);
       return;
     }
-    self->send_request(peer::Flush{}, Pending{std::move(done)});
+    self->request_peer_flush(std::move(done));
   });
 }
 
@@ -98,7 +103,9 @@ void Replicator::send_discard(std::uint64_t offset, std::uint64_t length, Done d
       done(ECONNRESET);
       return;
     }
-    self->send_request(peer::Discard{offset, length, epoch}, Pending{std::move(done), {}, offset, length});
+    Pending request{std::move(done), {}, offset, length};
+    request.until_flushed = true;  // a discard is not durable on the peer before its flush either
+    self->send_request(peer::Discard{offset, length, epoch}, std::move(request));
   });
 }
 
@@ -164,12 +171,19 @@ void Replicator::complete_request(std::uint64_t id, int status, std::uint32_t fl
   }
   if ((flags & peer::kAckReceived) != 0 && status == 0) {
     // Protocol B: the writer may go on; the request stays until the write is on the peer's disk.
-    if (Done done = std::move(it->second.done)) done(0);
+    if (Done done = std::move(it->second.done)) {
+      if (it->second.until_flushed) record_unconfirmed(it->second);
+      done(0);
+    }
     it->second.done = nullptr;
     return;
   }
   Pending request = std::move(it->second);
   pending_.erase(it);
+  // Written on the peer, but durable there only with FUA: until a flush, it may still be lost.
+  if (status == 0 && request.done && request.until_flushed && (flags & peer::kAckDurable) == 0) {
+    record_unconfirmed(request);
+  }
   settle(request, status);
 }
 

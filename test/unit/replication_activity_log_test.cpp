@@ -169,6 +169,46 @@ TEST(ActivityLog, ColdWriteWaitsWhileEverySlotHasWritesInFlight) {
   for (std::uint64_t n : {0, 1, 3, 9}) log.end_write(extent(n), 4096);
 }
 
+TEST(ActivityLog, AHeldExtentStaysActiveAfterItsWriteEndedUntilTheHoldEnds) {
+  Fixture f;
+  ActivityLog log = f.make_log();
+  ASSERT_EQ(log.load(), 0);
+  ASSERT_EQ(log.begin_write(extent(0), 4096), 0);
+  ASSERT_TRUE(log.hold(extent(0), 4096));
+  log.end_write(extent(0), 4096);  // the write ended; the hold remains
+  for (std::uint64_t n : {1, 2, 3, 4}) Fixture::touch(log, n);
+  EXPECT_THAT(log.active_extents(), ::testing::Contains(0u)) << "a held extent was evicted";
+  log.end_write(extent(0), 4096);
+  for (std::uint64_t n : {5, 6, 7, 8}) Fixture::touch(log, n);
+  EXPECT_THAT(log.active_extents(), ElementsAre(5u, 6u, 7u, 8u));
+}
+
+TEST(ActivityLog, HoldingAnExtentWithoutAWriteInItHoldsNothing) {
+  Fixture f;
+  ActivityLog log = f.make_log();
+  ASSERT_EQ(log.load(), 0);
+  EXPECT_FALSE(log.hold(extent(3), 4096));  // cold
+  Fixture::touch(log, 3);
+  EXPECT_FALSE(log.hold(extent(3), 4096));  // hot, but no write holds it
+  EXPECT_EQ(log.clear(), 0) << "a refused hold left a reference behind";
+}
+
+TEST(ActivityLog, AWriterWaitingForASlotTellsTheStarvedHandlerOnce) {
+  Fixture f;
+  ActivityLog log = f.make_log();
+  ASSERT_EQ(log.load(), 0);
+  std::atomic<int> starved{0};
+  log.set_starved_handler([&] { ++starved; });
+  for (std::uint64_t n : {0, 1, 2, 3}) ASSERT_EQ(log.begin_write(extent(n), 4096), 0);
+  auto cold = std::async(std::launch::async, [&log] { return log.begin_write(extent(9), 4096); });
+  EXPECT_EQ(cold.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(starved.load(), 1);
+  log.end_write(extent(2), 4096);
+  ASSERT_EQ(cold.get(), 0);
+  EXPECT_EQ(starved.load(), 1);
+  for (std::uint64_t n : {0, 1, 3, 9}) log.end_write(extent(n), 4096);
+}
+
 TEST(ActivityLog, ConcurrentWritersNeverLeaveAnExtentInUseOrOutOfTheLog) {
   Fixture f;
   ActivityLog log = f.make_log();

@@ -158,6 +158,12 @@ TEST_F(ReplicatedVolumeTest, ProtocolAReturnsBeforeThePeerAnswers) {
   EXPECT_TRUE(holds(remote_, 0, 2)) << "the link must send its own copy of the data";
 }
 
+TEST_F(ReplicatedVolumeTest, SynchronizeCacheIsNotGoodWhenThePeersFlushFailed) {
+  ASSERT_EQ(volume_->write(0, block(9), false), 0);
+  remote_.fail_writes_with(EIO);  // MemoryVolume fails flushes with the write error
+  EXPECT_EQ(volume_->flush(), EIO) << "the peer may have lost the write, and nothing says so";
+}
+
 TEST_F(ReplicatedVolumeTest, WriteWithThePeerAwaySucceedsAndIsRecordedOutOfSync) {
   peer_.set_up(false);
   ASSERT_EQ(volume_->write(12288, block(3), false), 0);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include "replication/memory_volume.h"
 #include "replication/metadata_device.h"
 #include "replication/metadata_store.h"
+#include "replication/power_loss_volume.h"
 #include "replication/replication_manager.h"
 #include "replication/replicator.h"
 #include "util/asio.h"
@@ -261,6 +263,9 @@ struct NodeOptions {
   std::string secret = "one secret for both nodes";
   Protocol protocol = Protocol::C;
   std::uint64_t fixed_resync_rate = 0;  // bytes/s; 0: adaptive (the default)
+  bool volatile_disk_cache = false;     // the replica's disk holds writes apart until a flush or FUA
+  EpochPolicy epoch;                    // when the primary asks for a peer flush by itself
+  ActivityLogGeometry activity_log;
 };
 
 // One node: its replica's data and metadata (which survive a restart of the node) and, while
@@ -281,6 +286,7 @@ class Node {
     format.volume_uuid = options_.volume_uuid;
     format.start_in_sync = false;
     format.bitmap_all_set = true;
+    format.activity_log = options_.activity_log;
     MetadataStore::format(metadata_device_, format);
   }
   ~Node() { stop(); }
@@ -316,12 +322,13 @@ class Node {
       s.resync_rate = options_.fixed_resync_rate;
     }
     s.initial_primary = id_ == 1;
+    s.epoch = options_.epoch;
     s.backing_path = name() + ".img";
 
     peer::LinkCredentials credentials{s.cluster_name, s.node_id, s.node_name, s.secret,
                                       {{s.peer_id, s.peer_name, s.peer_address}}};
     manager_ = std::make_unique<ReplicationManager>(2, KeepAlive{}, std::move(credentials));
-    replicator_ = manager_->add(s, data_, *store_);
+    replicator_ = manager_->add(s, options_.volatile_disk_cache ? static_cast<Volume&>(disk_cache_) : data_, *store_);
     // A first start may move to another port if this one was taken meanwhile; a restart must
     // keep it, since the peer dials it.
     for (int attempt = 0;; ++attempt) {
@@ -350,6 +357,18 @@ class Node {
     store_.reset();
   }
 
+  // The node loses power: its disk forgets what it had not made durable, and its metadata
+  // keeps nothing written after this instant. (The node's threads then end as in stop().)
+  // Returns the bytes its disk lost.
+  std::uint64_t power_loss() {
+    const std::vector<std::uint8_t> metadata = metadata_device_.snapshot(0, metadata_device_.size_bytes());
+    std::uint64_t lost = disk_cache_.power_loss();
+    stop();
+    lost += disk_cache_.power_loss();
+    metadata_device_.poke(0, metadata);
+    return lost;
+  }
+
   VolumeStatus status() const {
     const std::vector<VolumeStatus> all = manager_->status();
     return all.empty() ? VolumeStatus{} : all.front();
@@ -362,6 +381,7 @@ class Node {
   Replicator& replicator() { return *replicator_; }
   ReplicatedVolume& volume() { return replicator_->volume(); }
   MemoryVolume& data() { return data_; }
+  PowerLossVolume& disk_cache() { return disk_cache_; }
 
  private:
   std::uint32_t id_;
@@ -369,6 +389,7 @@ class Node {
   std::uint16_t port_;
   bool started_before_ = false;
   MemoryVolume data_;
+  PowerLossVolume disk_cache_{data_};  // in front of data_ with volatile_disk_cache
   MemoryMetadataDevice metadata_device_;
   std::unique_ptr<MetadataStore> store_;
   std::unique_ptr<ReplicationManager> manager_;
@@ -947,6 +968,110 @@ TEST(Replicator, DemoteThenPromoteOnTheOtherNodeMovesThePrimary) {
   EXPECT_TRUE(contents(one.data(), 6 * MiB, bytes.size()) == bytes);
   EXPECT_EQ(one.volume().write(0, bytes, false), EROFS);
   EXPECT_TRUE(settled(two, one)) << describe(two, one);
+}
+
+// ---- durability: what the peer acknowledged is not on its stable storage until it flushed
+
+// Writes `count` 4 KiB blocks through the primary, spread over the volume (several activity-log
+// extents); returns what each offset must hold.
+std::map<std::uint64_t, std::vector<std::uint8_t>> write_spread(Node& primary, int count, std::uint8_t seed) {
+  std::map<std::uint64_t, std::vector<std::uint8_t>> written;
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t offset = (static_cast<std::uint64_t>(i) * 259 * 4 * KiB) % kDataSize;
+    written[offset] = pattern(4 * KiB, static_cast<std::uint8_t>(seed + i));
+    EXPECT_EQ(primary.volume().write(offset, written[offset], false), 0);
+  }
+  return written;
+}
+
+// The primary asks for no peer flush by itself: only SYNCHRONIZE CACHE, the link's end or a
+// failure settles what the peer acknowledged.
+constexpr EpochPolicy kNoUnaskedFlush{1u << 20, 1ull << 40, std::chrono::hours(1)};
+
+TEST(Replicator, StandbyPowerLossAfterWriteAcksLosesNoAcknowledgedWrite) {
+  Node one(1, NodeOptions{.epoch = kNoUnaskedFlush}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);  // the initial sync is durable on both
+
+  const auto written = write_spread(one, 64, 50);
+  const std::uint64_t lost = two.power_loss();
+  ASSERT_GT(lost, 0u) << "nothing was at risk: the test proves nothing";
+  ASSERT_TRUE(eventually([&] { return one.peer_status().connection == ConnectionState::Connecting; }))
+      << describe(one);
+
+  two.start(one);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  for (const auto& [offset, bytes] : written) {
+    EXPECT_TRUE(contents(two.data(), offset, bytes.size()) == bytes) << "acknowledged write at " << offset << " lost";
+  }
+  EXPECT_TRUE(contents(two.data()) == contents(one.data())) << "the replicas differ after the resync";
+}
+
+TEST(Replicator, SynchronizeCacheIsGoodAfterAFailedPeerFlushOnlyWithTheWritesMarkedOutOfSync) {
+  Node one(1, NodeOptions{.epoch = kNoUnaskedFlush}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+
+  const auto written = write_spread(one, 16, 90);
+  two.disk_cache().fail_flushes_with(EIO);
+  // GOOD is right only because the peer is marked out of sync for every write it may have lost.
+  ASSERT_EQ(one.volume().flush(), 0);
+  EXPECT_GE(one.status().out_of_sync_bytes, written.size() * 4 * KiB)
+      << "SYNCHRONIZE CACHE was GOOD, yet the peer's flush failed and nothing marks what it may lack";
+}
+
+TEST(Replicator, ThePrimaryHasThePeerFlushWhatItAcknowledgedWithinTheEpochAge) {
+  Node one(1, NodeOptions{.epoch = EpochPolicy{.max_age = 50ms}}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  ASSERT_EQ(one.volume().write(2 * MiB, pattern(4 * KiB, 7), false), 0);
+  EXPECT_TRUE(eventually([&] { return two.disk_cache().unflushed_bytes() == 0; }, 2s))
+      << "nobody asked " << two.name() << " to make the acknowledged write durable";
+}
+
+TEST(Replicator, AnEpochThePeerCannotFlushIsMarkedOutOfSync) {
+  Node one(1, NodeOptions{.epoch = EpochPolicy{.max_age = 20ms}}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  two.disk_cache().fail_flushes_with(EIO);
+  ASSERT_EQ(one.volume().write(2 * MiB, pattern(4 * KiB, 8), false), 0);
+  EXPECT_TRUE(eventually([&] { return one.status().out_of_sync_bytes >= 4 * KiB; }, 3s))
+      << "the peer never made the write durable, and nothing records that it may lack it\n" << describe(one, two);
+}
+
+TEST(Replicator, WritesWaitingForAnActivityLogSlotHeldForThePeerMakeThePrimaryAskForAFlush) {
+  // Four slots of 64 KiB, and writes to many more extents, with no flush asked for by age or
+  // count: the extents stay held for the peer until a writer waiting for a slot has the
+  // primary ask for a flush (else the writes would wait forever).
+  const ActivityLogGeometry small_log{64 * KiB, 4, 8};
+  Node one(1, NodeOptions{.epoch = kNoUnaskedFlush, .activity_log = small_log}),
+      two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  auto writer = std::async(std::launch::async, [&] { return write_spread(one, 64, 1).size(); });
+  ASSERT_EQ(writer.wait_for(20s), std::future_status::ready) << "writes stalled on the activity log";
+  EXPECT_EQ(writer.get(), 64u);
+  EXPECT_LT(two.disk_cache().unflushed_bytes(), 64 * 4 * KiB) << "no flush reached the peer";
+}
+
+TEST(Replicator, BothNodesLosingPowerLeaveIdenticalReplicasAfterTheirResync) {
+  // A small activity log, so that extents leave it (on disk) while the test writes: a write
+  // the peer made durable must not leave it before the primary's own disk flushed it too.
+  const ActivityLogGeometry small_log{64 * KiB, 4, 8};
+  Node one(1, NodeOptions{.volatile_disk_cache = true, .epoch = EpochPolicy{.max_age = 20ms}, .activity_log = small_log}),
+      two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(one.volume().write(static_cast<std::uint64_t>(i) * 256 * KiB, pattern(4 * KiB, static_cast<std::uint8_t>(i)), false), 0);
+    // Each epoch flushed on the peer before the next write, which evicts an older extent.
+    ASSERT_TRUE(eventually([&] { return two.disk_cache().unflushed_bytes() == 0; }, 2s));
+  }
+  two.power_loss();
+  one.power_loss();
+  two.start(one);
+  one.start(two);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+  EXPECT_TRUE(contents(two.data()) == contents(one.data())) << "the replicas differ after both lost power";
 }
 
 }  // namespace
