@@ -36,7 +36,11 @@ constexpr std::uint32_t kWasPrimary = 1u << 1;      // this node was primary at 
 constexpr std::uint32_t kCrashedPrimary = 1u << 2;  // primary now; still set after a crash, cleared by a clean stop
 constexpr std::uint32_t kPeerOutdated = 1u << 3;    // we know the peer's disk is Outdated
 constexpr std::uint32_t kPrimaryAtStop = 1u << 4;   // primary when it last stopped cleanly
-constexpr std::uint32_t kKnown = kConsistent | kWasPrimary | kCrashedPrimary | kPeerOutdated | kPrimaryAtStop;
+// Set while the replica is in service (from the replicator's start), cleared by a clean stop:
+// found set when the metadata is opened, the node went down without stopping.
+constexpr std::uint32_t kInService = 1u << 5;
+constexpr std::uint32_t kKnown =
+    kConsistent | kWasPrimary | kCrashedPrimary | kPeerOutdated | kPrimaryAtStop | kInService;
 }  // namespace metadata_flag
 
 constexpr std::uint32_t kBitmapGranularity = 4096;  // bytes of data per bitmap bit

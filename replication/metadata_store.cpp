@@ -190,6 +190,18 @@ MetadataStatus MetadataStore::open(MetadataDevice& device, const OpenOptions& op
   }
 
   store->recovery_.crashed_primary = sb.has(metadata_flag::kCrashedPrimary);
+  if (sb.has(metadata_flag::kInService) && !sb.has(metadata_flag::kCrashedPrimary) &&
+      sb.disk_state == DiskState::UpToDate) {
+    // A secondary's acknowledged writes are durable only once its primary's next flush covered
+    // them; a power loss may have taken the rest. Until the peer's resync says otherwise, this
+    // replica must not pass for complete (a promotion without --force is refused).
+    if (int error = store->update_superblock([](Superblock& s) { s.disk_state = DiskState::Outdated; }); error != 0) {
+      return MetadataStatus::failure(MetadataError::Io,
+                                     fmt::format("{}: cannot record the crash: {}", where, error_text(error)), error);
+    }
+    store->recovery_.outdated_after_crash = true;
+    util::log_warn("{}: went down as a secondary without stopping; Outdated until its peer resyncs it", where);
+  }
   const std::vector<std::uint64_t> hot = store->activity_log_->active_extents();
   if (!hot.empty()) {
     // Not stopped cleanly: writes to these extents may have reached one disk and not the other.
@@ -227,7 +239,10 @@ int MetadataStore::update_superblock(const std::function<void(Superblock&)>& cha
 int MetadataStore::close_clean() {
   if (int error = bitmap_store_->write_all(); error != 0) return error;
   if (int error = activity_log_->clear(); error != 0) return error;
-  return update_superblock([](Superblock& sb) { sb.set(metadata_flag::kCrashedPrimary, false); });
+  return update_superblock([](Superblock& sb) {
+    sb.set(metadata_flag::kCrashedPrimary, false);
+    sb.set(metadata_flag::kInService, false);
+  });
 }
 
 }  // namespace freevsa::replication

@@ -52,6 +52,9 @@ struct OpenOptions {
 // What open() found and did.
 struct RecoveryReport {
   bool crashed_primary = false;          // the superblock said primary when it went down
+  // It went down as a secondary with an UpToDate disk and is Outdated now: writes it had
+  // acknowledged but not flushed may be gone, and only its peer knows which (docs/durability.md).
+  bool outdated_after_crash = false;
   std::uint64_t extents_marked_dirty = 0;  // activity-log extents added to the bitmap
 };
 

@@ -89,6 +89,7 @@ void Replicator::start() {
     }
   });
   asio::post(io_, [self = shared_from_this()] {
+    self->update_metadata([](Superblock& sb) { sb.set(metadata_flag::kInService, true); });
     self->phase_ = Phase::Connecting;
     if (self->settings_.node_id < self->settings_.peer_id) self->dial();
     self->arm_tick();

@@ -1007,6 +1007,31 @@ TEST(Replicator, StandbyPowerLossAfterWriteAcksLosesNoAcknowledgedWrite) {
   EXPECT_TRUE(contents(two.data()) == contents(one.data())) << "the replicas differ after the resync";
 }
 
+// Only the primary knows which of its acknowledged writes a crashed standby lost: alone, the
+// standby must not pass for complete.
+TEST(Replicator, AStandbyThatCrashedIsOutdatedUntilItsPeerResyncedIt) {
+  Node one(1, NodeOptions{.epoch = kNoUnaskedFlush}), two(2, NodeOptions{.volatile_disk_cache = true});
+  start_and_sync(one, two);
+  ASSERT_EQ(one.volume().flush(), 0);
+  const auto written = write_spread(one, 32, 60);
+  ASSERT_GT(two.power_loss(), 0u) << "nothing was at risk: the test proves nothing";
+  one.stop();  // the primary is down too
+
+  two.start(one);
+  ASSERT_TRUE(eventually([&] { return two.status().disk_state == "Outdated"; }, 2s)) << describe(two);
+  const CommandResult plain = two.manager().promote(kVolume, false);
+  EXPECT_FALSE(plain.ok) << "promoted a replica that may lack acknowledged writes: " << plain.message;
+  EXPECT_EQ(two.status().role, "secondary");
+
+  // Back with its primary, it is resynced and UpToDate again.
+  one.start(two);
+  ASSERT_TRUE(eventually([&] { return settled(one, two); }, 20s)) << describe(one, two);
+  EXPECT_EQ(two.status().disk_state, "UpToDate");
+  for (const auto& [offset, bytes] : written) {
+    EXPECT_TRUE(contents(two.data(), offset, bytes.size()) == bytes) << "acknowledged write at " << offset << " lost";
+  }
+}
+
 TEST(Replicator, SynchronizeCacheIsGoodAfterAFailedPeerFlushOnlyWithTheWritesMarkedOutOfSync) {
   Node one(1, NodeOptions{.epoch = kNoUnaskedFlush}), two(2, NodeOptions{.volatile_disk_cache = true});
   start_and_sync(one, two);
