@@ -383,8 +383,10 @@ void Connection::end_nexus() {
   if (!nexus_ended || login_.target == nullptr) return;
   const scsi::LunMap& luns = *login_.target->luns;
   luns.nexus_lost(initiator_port_);
-  util::log_debug("{}: I_T nexus {} ended; the LUNs of {} keep state for {} initiator ports", peer_, initiator_port_,
-                  login_.target->iqn, luns.initiator_ports_with_state());
+  if (util::log_level() == util::LogLevel::Debug) {
+    util::log_debug("{}: I_T nexus {} ended; the LUNs of {} keep state for {} initiator ports", peer_,
+                    initiator_port_, login_.target->iqn, luns.initiator_ports_with_state());
+  }
 }
 
 }  // namespace freevsa::target
