@@ -22,10 +22,11 @@ class LogThrottle {
 
   // Whether to log now; if so, how many occurrences since the last line were not logged.
   std::optional<std::uint64_t> admit(Clock::time_point now = Clock::now()) {
-    if (last_ && now - *last_ < interval_) {
+    if (logged_ && now - last_ < interval_) {
       ++suppressed_;
       return std::nullopt;
     }
+    logged_ = true;
     last_ = now;
     const std::uint64_t left_out = suppressed_;
     suppressed_ = 0;
@@ -40,7 +41,8 @@ class LogThrottle {
 
  private:
   Clock::duration interval_;
-  std::optional<Clock::time_point> last_;
+  bool logged_ = false;
+  Clock::time_point last_{};
   std::uint64_t suppressed_ = 0;
 };
 
