@@ -45,6 +45,7 @@ class Parser : private Reader {
   ParsedTarget target(const Field& field) const;
   LunConfig lun(const Field& field, Field& path_field) const;
   void iscsi_limits(const Field& field, Config& config) const;
+  void resource_limits(const Field& field, target::ResourceLimits& limits) const;
   void single_node(const MapView& map, Config& config) const;
   void common(const MapView& map, Config& config) const;
 };
@@ -132,6 +133,33 @@ void Parser::iscsi_limits(const Field& field, Config& config) const {
   if (auto f = map.get("initial_r2t")) config.initial_r2t = boolean(*f);
 }
 
+void Parser::resource_limits(const Field& field, target::ResourceLimits& limits) const {
+  MapView map(*this, field,
+              {"connections_per_portal", "connections_per_initiator_address", "login_timeout_seconds",
+               "data_out_timeout_seconds", "data_out_buffer_per_connection", "data_out_buffer_total"});
+  if (auto f = map.get("connections_per_portal")) limits.connections_per_portal = number(*f, 1, 1000000);
+  if (auto f = map.get("connections_per_initiator_address"))
+    limits.connections_per_initiator_address = number(*f, 1, 1000000);
+  if (auto f = map.get("login_timeout_seconds"))
+    limits.login_timeout_seconds = static_cast<unsigned>(number(*f, 1, 3600));
+  if (auto f = map.get("data_out_timeout_seconds"))
+    limits.data_out_timeout_seconds = static_cast<unsigned>(number(*f, 1, 3600));
+  // Below the largest transfer a write of that length could never start: TASK SET FULL forever.
+  constexpr std::uint64_t kMaxBudget = std::uint64_t{1} << 50;
+  if (auto f = map.get("data_out_buffer_per_connection"))
+    limits.data_out_bytes_per_connection = size(*f, target::kMaxTransferBytes, kMaxBudget);
+  if (auto f = map.get("data_out_buffer_total")) {
+    limits.data_out_bytes_total = size(*f, target::kMaxTransferBytes, kMaxBudget);
+    if (limits.data_out_bytes_total < limits.data_out_bytes_per_connection) {
+      fail(*f, fmt::format("must not be less than data_out_buffer_per_connection ({}), got {}",
+                           limits.data_out_bytes_per_connection, limits.data_out_bytes_total));
+    }
+  } else {
+    // Only the per-connection budget was raised: the total follows it rather than fault the default.
+    limits.data_out_bytes_total = std::max(limits.data_out_bytes_total, limits.data_out_bytes_per_connection);
+  }
+}
+
 void Parser::single_node(const MapView& map, Config& config) const {
   Field portals_field = map.require("portals");
   std::vector<Field> portals = sequence(portals_field);
@@ -189,6 +217,7 @@ void Parser::common(const MapView& map, Config& config) const {
     config.nop_interval_seconds = static_cast<unsigned>(number(*f, 1, 3600));
   if (auto f = map.get("nop_timeout_seconds")) config.nop_timeout_seconds = static_cast<unsigned>(number(*f, 1, 3600));
   if (auto f = map.get("iscsi")) iscsi_limits(*f, config);
+  if (auto f = map.get("limits")) resource_limits(*f, config.resources);
 }
 
 // This node's iSCSI side of a cluster file, in the single-node shape the target server is built
@@ -221,8 +250,8 @@ Config Parser::parse(const std::string& yaml_text, const std::optional<std::stri
   }
   MapView map(*this, root,
               {"portals", "targets", "discovery_chap", "discovery_mutual_chap", "log_level", "network_threads",
-               "worker_threads", "nop_interval_seconds", "nop_timeout_seconds", "iscsi", "cluster", "nodes",
-               "volumes"});
+               "worker_threads", "nop_interval_seconds", "nop_timeout_seconds", "iscsi", "limits", "cluster",
+               "nodes", "volumes"});
   Config config;
   config.source_path = source();
 

@@ -7,8 +7,8 @@
 // - cluster (etc/cluster-demo.yaml): `cluster`, `nodes` and `volumes`, the same file on every
 //   node; each node picks itself by name (--node) and its iSCSI portals and targets are derived
 //   from its `nodes` entry and the volumes. `portals` and `targets` are refused there.
-// The other top-level settings (log_level, threads, nop_*, iscsi, discovery_chap) mean the same
-// in both forms.
+// The other top-level settings (log_level, threads, nop_*, iscsi, limits, discovery_chap) mean
+// the same in both forms.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 
 #include "daemon/cluster_config.h"
 #include "daemon/target_access.h"
+#include "target/target_config.h"
 
 namespace freevsa::daemon {
 
@@ -63,6 +64,8 @@ struct Config {
   std::uint32_t max_outstanding_r2t = 16;
   bool immediate_data = true;
   bool initial_r2t = false;
+  // `limits`: connections, login and Data-Out timeouts, Data-Out memory.
+  target::ResourceLimits resources;
 
   // Cluster files only. `cluster` is the whole file's view; `local` is set when a node was chosen,
   // and then `portals` and `targets` above are that node's, derived from nodes[] and volumes[]:

@@ -6,6 +6,7 @@
 //   freevsa status|promote|demote|verify|reconnect ...   ask a running node (control_cli.h)
 //   freevsa --version
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstring>
@@ -93,6 +94,26 @@ freevsa::util::LogLevel level_from(const std::string& name) {
   return LogLevel::Info;
 }
 
+// Every connection costs a descriptor: take all the hard limit allows (service managers often
+// start a process with a soft limit of 1024), and say so when the connection caps cannot be
+// reached with what is left.
+void raise_descriptor_limit(const freevsa::daemon::Config& config) {
+  using namespace freevsa;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  const std::uint64_t wanted = config.resources.connections_per_portal * config.portals.size();
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    util::log_warn("only {} file descriptors (ulimit -n) for up to {} iSCSI connections: beyond that, accepting "
+                   "pauses until connections close",
+                   static_cast<std::uint64_t>(limit.rlim_cur), wanted);
+  }
+}
+
 int serve(const freevsa::daemon::Config& config) {
   using namespace freevsa;
   // Block the stop signals in every thread; the main thread waits for them below.
@@ -104,6 +125,7 @@ int serve(const freevsa::daemon::Config& config) {
   signal(SIGPIPE, SIG_IGN);
   // A write past a file-size limit (RLIMIT_FSIZE) is an I/O error of that volume, not a reason to die.
   signal(SIGXFSZ, SIG_IGN);
+  raise_descriptor_limit(config);
 
   // Only a cluster has a control endpoint; its token exists before anything else is opened.
   const std::string control_token = config.cluster ? daemon::ensure_control_token(config.local->self.control_token) : "";

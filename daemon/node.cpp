@@ -36,6 +36,7 @@ Node::Node(const Config& config, const VolumeFor& volume_for) {
   tc.limits.max_outstanding_r2t = config.max_outstanding_r2t;
   tc.limits.immediate_data = config.immediate_data;
   tc.limits.initial_r2t = config.initial_r2t;
+  tc.resources = config.resources;
 
   for (const auto& target : config.targets) {
     target::TargetDefinition definition;

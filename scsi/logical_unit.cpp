@@ -44,8 +44,11 @@ void LogicalUnit::nexus_created(const std::string& initiator_port) {
   state_->nexus_created(initiator_port);
 }
 
+std::size_t LogicalUnit::initiator_ports_with_state() const { return state_->known_ports(); }
+
 void LogicalUnit::nexus_lost(const std::string& initiator_port) {
   reservations_->nexus_lost(initiator_port);
+  state_->nexus_lost(initiator_port);
   state_->copies().forget_finished(initiator_port);
 }
 

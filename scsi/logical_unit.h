@@ -46,6 +46,7 @@ class LogicalUnit {
   void reset(const std::string& requesting_port, std::uint8_t ascq);
   void nexus_created(const std::string& initiator_port);
   void nexus_lost(const std::string& initiator_port);
+  std::size_t initiator_ports_with_state() const;
 
   replication::Volume& volume() { return volume_; }
   // Every command that changes blocks holds their range here while it does: COMPARE AND WRITE

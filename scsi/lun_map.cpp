@@ -1,5 +1,7 @@
 #include "scsi/lun_map.h"
 
+#include <algorithm>
+
 #include "scsi/handlers.h"
 
 namespace freevsa::scsi {
@@ -39,6 +41,12 @@ void LunMap::nexus_created(const std::string& initiator_port) const {
 
 void LunMap::nexus_lost(const std::string& initiator_port) const {
   for (const auto& [lun, unit] : units_) unit->nexus_lost(initiator_port);
+}
+
+std::size_t LunMap::initiator_ports_with_state() const {
+  std::size_t most = 0;
+  for (const auto& [lun, unit] : units_) most = std::max(most, unit->initiator_ports_with_state());
+  return most;
 }
 
 }  // namespace freevsa::scsi

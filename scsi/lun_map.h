@@ -32,8 +32,12 @@ class LunMap {
   // A new I_T nexus logged in: it gets the POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
   // unit attention on its first command, as after power-on.
   void nexus_created(const std::string& initiator_port) const;
-  // The I_T nexus ended (logout, connection loss): its RESERVE reservations end with it.
+  // The I_T nexus ended (logout, connection loss, and none of its commands still running):
+  // its RESERVE reservation, unit attentions and held copy results end with it. Persistent
+  // reservation registrations stay.
   void nexus_lost(const std::string& initiator_port) const;
+  // The most initiator ports any LUN keeps unit-attention state for (a bound the tests check).
+  std::size_t initiator_ports_with_state() const;
 
  private:
   std::map<std::uint64_t, std::shared_ptr<LogicalUnit>> units_;

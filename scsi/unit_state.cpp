@@ -42,7 +42,13 @@ void LogicalUnitState::raise_except(const std::string& except, std::uint8_t asc,
 
 void LogicalUnitState::raise_for(const std::string& port, std::uint8_t asc, std::uint8_t ascq) {
   std::lock_guard lock(mutex_);
-  push_locked(unit_attentions_[port], Sense::unit_attention(asc, ascq));
+  if (auto found = unit_attentions_.find(port); found != unit_attentions_.end())
+    push_locked(found->second, Sense::unit_attention(asc, ascq));
+}
+
+void LogicalUnitState::nexus_lost(const std::string& port) {
+  std::lock_guard lock(mutex_);
+  unit_attentions_.erase(port);
 }
 
 void LogicalUnitState::reset(const std::string& requesting_port, std::uint8_t ascq) {

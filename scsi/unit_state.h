@@ -1,6 +1,11 @@
 // Mutable per-LUN state shared by all I_T nexuses: pending unit attentions per initiator port
 // and the mode page settings. Internal to scsi/.
 //
+// A port's unit attentions live from its nexus_created (or first command) to its nexus_lost:
+// a new nexus starts with 29/00 alone, so nothing pending for an ended one would ever be
+// reported. Fresh ISIDs therefore cannot grow the state beyond the nexuses that exist.
+// (Persistent reservation registrations are kept by ReservationTable and outlive the nexus.)
+//
 // Threading: every method may be called from any worker thread; one mutex guards the state and
 // is never held across Volume I/O.
 #pragma once
@@ -35,8 +40,11 @@ class LogicalUnitState {
   // Raises asc/ascq for every known port except `except`. A reset-class UA (29h) replaces any
   // other pending 29h UA of that port; others queue behind it (duplicates dropped).
   void raise_except(const std::string& except, std::uint8_t asc, std::uint8_t ascq);
-  // Raises asc/ascq for one port.
+  // Raises asc/ascq for one port, if it has a nexus (a registrant that is not logged in gets
+  // nothing: its next nexus begins with 29/00).
   void raise_for(const std::string& port, std::uint8_t asc, std::uint8_t ascq);
+  // The I_T nexus ended: its unit attentions go with it.
+  void nexus_lost(const std::string& port);
   // Logical unit reset: mode parameters return to their defaults (nothing is saved), and
   // 29h/ascq goes to every port, the requesting one included.
   void reset(const std::string& requesting_port, std::uint8_t ascq);

@@ -6,6 +6,14 @@
 // commands run on the server's WorkerPool and come back by posting to that io_context.
 // Ownership: shared_ptr; the pending read, write, timers and worker jobs each hold a reference,
 // so the object lives until the last of them finished after close().
+//
+// Bounds (ResourceLimits): a connection not logged in after login_timeout_seconds is closed; a
+// write command takes its buffer from the connection's and the process's Data-Out budget
+// (data_out_budget.h) or is answered TASK SET FULL; a write whose Data-Out makes no progress for
+// data_out_timeout_seconds ends with CHECK CONDITION, ABORTED COMMAND / INITIATOR RESPONSE
+// TIMEOUT (0B/4B/06), and its buffer is freed. The I_T nexus ends (LunMap::nexus_lost) when
+// the connection closed and the last of its commands came back from the workers, so nothing
+// the nexus did arrives at the SCSI layer after its end.
 #pragma once
 
 #include "util/asio.h"
@@ -26,12 +34,14 @@
 #include "target/params.h"
 #include "target/pdu.h"
 #include "target/server_context.h"
+#include "util/log_throttle.h"
 
 namespace freevsa::target {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(boost::asio::ip::tcp::socket socket, ServerContext& server);
+  // `admission` is the connection's place in the server's connection counts, given back at close.
+  Connection(boost::asio::ip::tcp::socket socket, ServerContext& server, ConnectionLimiter::Ticket admission);
   ~Connection();
 
   void start();
@@ -56,6 +66,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_pdu();
   void arm_timers();
   void on_keepalive_timer();
+  void expire_stalled_writes(std::chrono::steady_clock::time_point now);
 
   // ---- writing (connection_io.cpp)
   void send(OutPdu pdu);
@@ -64,6 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_written(const boost::system::error_code& ec, std::size_t count);
   void send_reject(const Bhs& rejected, std::uint8_t reason);
   void close_now(const std::string& reason);
+  void end_nexus();
 
   // ---- login and text (connection_login.cpp)
   void handle_login(Pdu& pdu);
@@ -87,6 +99,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- SCSI commands, Data-Out, R2T, Data-In (connection_scsi.cpp)
   void handle_scsi_command(Pdu& pdu, Admission admission);
+  std::optional<DataOutGrant> take_data_out(std::uint32_t bytes);
   void handle_data_out(Pdu& pdu);
   void deliver(ScsiTask& task);
   void send_r2ts(ScsiTask& task);
@@ -112,6 +125,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   boost::asio::ip::tcp::socket socket_;
   ServerContext& server_;
+  ConnectionLimiter::Ticket admission_;
+  std::shared_ptr<DataOutBudget> data_out_budget_;  // this connection's
   std::string peer_;
   std::string local_address_;
   Phase phase_ = Phase::Login;
@@ -123,6 +138,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<std::uint8_t, 8> data_trailer_{};  // padding + data digest
   std::uint8_t* data_target_ = nullptr;     // where the data segment lands
   util::AlignedBuffer scratch_;             // data segment of a PDU we will reject
+  std::optional<DataOutGrant> incoming_grant_;  // the budget of the write command being read
+  util::LogThrottle budget_log_{std::chrono::seconds(10)};
   std::chrono::steady_clock::time_point last_receive_;
 
   // write state
@@ -151,6 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint32_t next_ttt_ = 1;
   std::vector<std::unique_ptr<PendingTmf>> tmfs_;
   std::set<std::uint32_t> aborted_executing_;  // aborted tasks still running on a worker
+  std::size_t executing_ = 0;                  // tasks on a worker, aborted or not
 
   // keep-alive
   boost::asio::steady_timer keepalive_timer_;

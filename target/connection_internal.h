@@ -27,8 +27,6 @@ constexpr std::uint8_t kInvalidPduField = 0x09;
 constexpr std::uint8_t kWaitingForLogout = 0x0c;
 }  // namespace reject_reason
 
-// Beyond this an Expected Data Transfer Length is not a disk write but an attack on our memory.
-constexpr std::uint32_t kMaxTransferBytes = 64u << 20;
 // Commands a connection holds at once (queued, receiving data or executing). The CmdSN window
 // bounds ordered commands; this also bounds immediate ones. Past it: TASK SET FULL.
 constexpr std::size_t kMaxTasksPerConnection = 512;
@@ -43,6 +41,9 @@ struct Connection::ScsiTask {
   std::uint32_t expected_length = 0;   // EDTL
 
   scsi::Task task;                     // what the SCSI layer sees
+
+  DataOutGrant buffer_grant;           // the budget task.data_out was allocated from (writes)
+  std::chrono::steady_clock::time_point last_data_out;  // when the task was created or last got data
 
   // Data-Out bookkeeping (writes only).
   std::uint32_t received = 0;          // bytes of Data-Out received so far

@@ -14,7 +14,6 @@ using boost::system::error_code;
 namespace {
 // RFC 7143 lets login PDUs be 8192 bytes; allow headroom for initiators that send more keys.
 constexpr std::uint32_t kMaxLoginDataLength = 65536;
-constexpr auto kLoginTimeout = std::chrono::seconds(30);
 constexpr std::size_t kMaxPdusPerWrite = 64;
 const std::array<std::uint8_t, 4> kZeroPad{};
 
@@ -30,8 +29,12 @@ std::uint32_t data_crc(const std::uint8_t* data, std::uint32_t length) {
 }
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, ServerContext& server)
-    : socket_(std::move(socket)), server_(server), keepalive_timer_(socket_.get_executor()) {
+Connection::Connection(asio::ip::tcp::socket socket, ServerContext& server, ConnectionLimiter::Ticket admission)
+    : socket_(std::move(socket)),
+      server_(server),
+      admission_(std::move(admission)),
+      data_out_budget_(std::make_shared<DataOutBudget>(server.config.resources.data_out_bytes_per_connection)),
+      keepalive_timer_(socket_.get_executor()) {
   error_code ec;
   auto remote = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("unknown") : remote.address().to_string() + ":" + std::to_string(remote.port());
@@ -122,6 +125,7 @@ void Connection::on_header(const error_code& ec) {
 std::uint8_t* Connection::data_destination(std::uint32_t length) {
   const Bhs& bhs = incoming_.bhs;
   data_out_task_.reset();
+  incoming_grant_.reset();
   incoming_.data_length = length;
   if (length == 0) return nullptr;
   if (bhs.opcode() == Opcode::DataOut && phase_ != Phase::Login) {
@@ -135,7 +139,11 @@ std::uint8_t* Connection::data_destination(std::uint32_t length) {
     }
   } else if (bhs.opcode() == Opcode::ScsiCommand && (bhs.flags() & scsi_flags::kWrite) != 0) {
     const std::uint32_t expected = bhs.u32(20);
+    // Without a grant the command is answered TASK SET FULL, and its data is read aside below.
     if (expected <= kMaxTransferBytes && tasks_.size() < kMaxTasksPerConnection) {
+      incoming_grant_ = take_data_out(expected);
+    }
+    if (incoming_grant_) {
       incoming_.data = util::AlignedBuffer(std::max(expected, length));
       return incoming_.data.data();
     }
@@ -216,6 +224,7 @@ void Connection::on_pdu() {
   }
   incoming_ = Pdu();
   data_out_task_.reset();
+  incoming_grant_.reset();
 }
 
 // ---------------------------------------------------------------- keep-alive
@@ -237,11 +246,16 @@ void Connection::on_keepalive_timer() {
     return;
   }
   if (phase_ == Phase::Login) {
-    if (now - login_started_ > kLoginTimeout) {
+    if (now - login_started_ >= std::chrono::seconds(config.resources.login_timeout_seconds)) {
       close_now("login did not complete in time");
       return;
     }
-  } else if (ping_ttt_ != kReservedTag) {
+    arm_timers();
+    return;
+  }
+  expire_stalled_writes(now);
+  if (phase_ == Phase::Closed) return;
+  if (ping_ttt_ != kReservedTag) {
     if (now - ping_sent_ > std::chrono::seconds(config.nop_timeout_seconds)) {
       util::log_warn("{}: no answer to NOP-In for {} s; dropping the connection", peer_, config.nop_timeout_seconds);
       close_now("keep-alive timeout");
@@ -346,20 +360,33 @@ void Connection::close_now(const std::string& reason) {
   keepalive_timer_.cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  // Tasks still on a worker keep themselves alive and are dropped when they come back.
+  // Tasks still on a worker keep themselves (and their Data-Out grants) alive and are dropped
+  // when they come back; the I_T nexus ends with the last of them.
   for (auto& [itt, task] : tasks_) task->aborted = true;
   tasks_.clear();
   r2t_owner_.clear();
   held_.clear();
   tmfs_.clear();
+  incoming_grant_.reset();
   // out_queue_ stays: a cancelled write may still name its buffers until its handler ran.
-  if (registered_) {
-    const bool nexus_ended = server_.sessions.unregister_session(session_key_, tsih_);
-    registered_ = false;
-    if (nexus_ended && login_.target != nullptr) login_.target->luns->nexus_lost(initiator_port_);
-  }
+  if (executing_ == 0) end_nexus();
+  admission_.reset();
   std::lock_guard lock(server_.connections_mutex);
   server_.connections.erase(weak_from_this());
+}
+
+void Connection::end_nexus() {
+  if (!registered_) return;
+  registered_ = false;
+  // False when a reinstating session took the key over: its I_T nexus lives on.
+  const bool nexus_ended = server_.sessions.unregister_session(session_key_, tsih_);
+  if (!nexus_ended || login_.target == nullptr) return;
+  const scsi::LunMap& luns = *login_.target->luns;
+  luns.nexus_lost(initiator_port_);
+  if (util::log_level() == util::LogLevel::Debug) {
+    util::log_debug("{}: I_T nexus {} ended; the LUNs of {} keep state for {} initiator ports", peer_,
+                    initiator_port_, login_.target->iqn, luns.initiator_ports_with_state());
+  }
 }
 
 }  // namespace freevsa::target

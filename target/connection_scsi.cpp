@@ -2,6 +2,7 @@
 // worker pool, and Data-In / SCSI Response with residuals (11.4, 11.7).
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "scsi/lun_map.h"
 #include "scsi/sense.h"
@@ -60,6 +61,22 @@ void Connection::handle_scsi_command(Pdu& pdu, Admission admission) {
     send_check_condition(itt, expected, fixed_sense(kIllegalRequest, 0x24, 0x00));
     return;
   }
+  // Immediate data was read into a buffer only if its grant was taken (data_destination).
+  std::optional<DataOutGrant> grant = std::exchange(incoming_grant_, std::nullopt);
+  if (writes && expected > 0 && !grant) {
+    if (immediate == 0) grant = take_data_out(expected);
+    if (!grant) {
+      if (auto suppressed = budget_log_.admit()) {
+        util::log_warn("{}: write ITT 0x{:08x} of {} bytes answered TASK SET FULL: Data-Out buffers in use {} of {} "
+                       "bytes on this connection, {} of {} in the target{}",
+                       peer_, itt, expected, data_out_budget_->in_use(), data_out_budget_->limit(),
+                       server_.data_out->in_use(), server_.data_out->limit(),
+                       util::LogThrottle::note(*suppressed));
+      }
+      send_scsi_response(ScsiResponse{itt, scsi::Status::TaskSetFull, 0, 0, 0, {}});
+      return;
+    }
+  }
 
   auto task = std::make_shared<ScsiTask>();
   task->itt = itt;
@@ -76,7 +93,9 @@ void Connection::handle_scsi_command(Pdu& pdu, Admission admission) {
   t.attribute = static_cast<scsi::TaskAttribute>(flags & scsi_flags::kAttributeMask);
   t.initiator_port = initiator_port_;
   t.expected_data_in_length = reads ? expected : 0;
+  task->last_data_out = last_receive_;
   if (task->writes) {
+    task->buffer_grant = std::move(*grant);
     if (pdu.data.size() >= expected) {
       t.data_out = std::move(pdu.data);  // immediate data already sits at offset 0
     } else {
@@ -151,6 +170,7 @@ void Connection::handle_data_out(Pdu& pdu) {
       task.unsolicited_next += length;
       ++task.unsolicited_data_sn;
       task.received += length;
+      task.last_data_out = last_receive_;
     }
   } else {
     auto burst_it = task.bursts.find(ttt);
@@ -169,6 +189,7 @@ void Connection::handle_data_out(Pdu& pdu) {
         burst.next_offset += length;
         ++burst.data_sn;
         task.received += length;
+        task.last_data_out = last_receive_;
         if (burst.next_offset == end) {
           task.bursts.erase(burst_it);
           r2t_owner_.erase(ttt);
@@ -191,6 +212,7 @@ void Connection::handle_data_out(Pdu& pdu) {
 void Connection::maybe_execute(ScsiTask& task) {
   if (!task.delivered || task.executing || task.aborted || !task.data_complete()) return;
   task.executing = true;
+  ++executing_;
   task.task.data_out_length = task.writes ? std::min(task.received, task.expected_length) : 0;
   std::shared_ptr<ScsiTask> shared = tasks_.at(task.itt);
   auto self = shared_from_this();
@@ -203,7 +225,11 @@ void Connection::maybe_execute(ScsiTask& task) {
 
 void Connection::on_task_done(const std::shared_ptr<ScsiTask>& task) {
   task->executing = false;
-  if (phase_ == Phase::Closed) return;
+  --executing_;
+  if (phase_ == Phase::Closed) {
+    if (executing_ == 0) end_nexus();
+    return;
+  }
   if (task->aborted) {
     aborted_executing_.erase(task->itt);
     settle_tmfs();
@@ -302,6 +328,30 @@ void Connection::send_scsi_response(const ScsiResponse& r) {
     response.data_length = 2u + sense_length;
   }
   send(std::move(response));
+}
+
+std::optional<DataOutGrant> Connection::take_data_out(std::uint32_t bytes) {
+  return DataOutGrant::take(data_out_budget_, server_.data_out, bytes);
+}
+
+void Connection::expire_stalled_writes(std::chrono::steady_clock::time_point now) {
+  const auto timeout = std::chrono::seconds(server_.config.resources.data_out_timeout_seconds);
+  std::vector<std::uint32_t> stalled;
+  for (const auto& [itt, task] : tasks_) {
+    if (task->writes && !task->executing && !task->aborted && !task->data_complete() &&
+        now - task->last_data_out >= timeout) {
+      stalled.push_back(itt);
+    }
+  }
+  if (stalled.empty()) return;
+  util::log_warn("{}: {} write(s) got no Data-Out for {} s (ITT 0x{:08x}{}); failed with INITIATOR RESPONSE TIMEOUT, "
+                 "their buffers freed",
+                 peer_, stalled.size(), timeout.count(), stalled.front(), stalled.size() > 1 ? ", ..." : "");
+  for (std::uint32_t itt : stalled) {
+    // ABORTED COMMAND / INITIATOR RESPONSE TIMEOUT (SPC-4 table F.1)
+    send_check_condition(itt, tasks_.at(itt)->expected_length, fixed_sense(kAbortedCommand, 0x4b, 0x06));
+    finish_task(itt);
+  }
 }
 
 void Connection::finish_task(std::uint32_t itt) {

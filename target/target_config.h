@@ -45,12 +45,28 @@ struct TargetLimits {
   std::uint32_t command_window = 128;  // MaxCmdSN - ExpCmdSN + 1
 };
 
+// Beyond this an Expected Data Transfer Length is not a disk write but an attack on our memory.
+constexpr std::uint32_t kMaxTransferBytes = 64u << 20;
+
+// What the target holds at most, so that no initiator (nor anyone who reaches a portal) can
+// exhaust its descriptors or memory. Data-Out budgets must be at least kMaxTransferBytes (one
+// write of the largest length always fits); the daemon's configuration checks that.
+struct ResourceLimits {
+  std::size_t connections_per_portal = 1024;
+  std::size_t connections_per_initiator_address = 128;
+  unsigned login_timeout_seconds = 15;       // a connection not logged in by then is closed
+  unsigned data_out_timeout_seconds = 30;    // a write whose Data-Out stops this long fails
+  std::uint64_t data_out_bytes_per_connection = std::uint64_t{256} << 20;
+  std::uint64_t data_out_bytes_total = std::uint64_t{1} << 30;
+};
+
 struct TargetServerConfig {
   std::vector<Portal> portals{Portal{}};
   std::vector<TargetDefinition> targets;
   std::optional<ChapSecret> discovery_chap;         // set: discovery sessions must authenticate
   std::optional<ChapSecret> discovery_mutual_chap;
   TargetLimits limits;
+  ResourceLimits resources;
   std::uint16_t target_portal_group_tag = 1;
   unsigned network_threads = 1;
   unsigned worker_threads = 16;

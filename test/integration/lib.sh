@@ -29,6 +29,7 @@
 #                              in CONFORMANCE_COMPARE / bench
 #   FREEVSA=path               the daemon (default build/daemon/freevsa under the repo root)
 #   LUN_SIZE=1G BLOCK_SIZE=512 LUN_FILE=path (default: a new sparse file in $IT_TMP)
+#   FREEVSA_EXTRA_CONFIG=YAML  more top-level settings for freevsa's file (e.g. "limits: {...}")
 #   CHAP_USER/CHAP_SECRET      initiators must log in with these (one-way CHAP)
 #   MUTUAL_USER/MUTUAL_SECRET  the target proves itself with these (mutual CHAP)
 #   KEEP_TMP=1                 keep $IT_TMP (logs, configs) after the test
@@ -144,6 +145,7 @@ _write_freevsa_config() {  # FILE PORT IQN LUNFILE
       echo "    mutual_chap: {user: \"$MUTUAL_USER\", secret: \"$MUTUAL_SECRET\"}"
     fi
     echo "iscsi: {max_recv_data_segment_length: 262144}"
+    if [ -n "${FREEVSA_EXTRA_CONFIG:-}" ]; then echo "$FREEVSA_EXTRA_CONFIG"; fi
   } >"$cfg"
 }
 

@@ -223,6 +223,14 @@ TEST(DaemonClusterConfig, HashChangesWithEverySharedSetting) {
   EXPECT_NE(hash_of(tls), base);
 }
 
+TEST(DaemonClusterConfig, LimitsApplyToTheNodesPortals) {
+  const Config config =
+      as_node(with_extra("limits: {connections_per_initiator_address: 16, data_out_buffer_total: 2G}\n"), "b");
+  EXPECT_EQ(config.resources.connections_per_initiator_address, 16u);
+  EXPECT_EQ(config.resources.data_out_bytes_total, std::uint64_t{2} << 30);
+  EXPECT_EQ(config.resources.login_timeout_seconds, 15u);
+}
+
 TEST(DaemonClusterConfig, HashIgnoresNodeLocalSettings) {
   const ConfigHash base = hash_of(join(kBase));
   const ConfigHash base_volume = volume_hash_of(join(kBase));
@@ -232,6 +240,7 @@ TEST(DaemonClusterConfig, HashIgnoresNodeLocalSettings) {
       with_extra("    metadata: {a: data/a/vol0.meta, b: data/b/vol0.meta}\n"),
       with_extra("    direct_io: false\n    resync: {rate: 20M}\n    verify: {rate: 1G}\n"),
       with_extra("log_level: debug\nworker_threads: 4\n"),
+      with_extra("limits: {connections_per_portal: 64, data_out_timeout_seconds: 10}\n"),
       with_line(8, "    portals: [127.0.0.1:3260]\n    control: 127.0.0.1:9999"),
       // Spelling, comments, key order and list order do not matter either.
       with_line(14, "    size: 1073741824  # 1 GiB"),

@@ -524,6 +524,51 @@ TEST(DaemonConfig, MaxOutstandingR2tRangeIsEnforced) {
             "t.yaml:10: iscsi.max_outstanding_r2t: must be between 1 and 65535, got 0");
 }
 
+// --- limits: connections, timeouts, Data-Out memory ---
+
+TEST(DaemonConfig, LimitsHaveDocumentedDefaults) {
+  const Config config = parse_config(kMinimal, "t.yaml");
+  EXPECT_EQ(config.resources.connections_per_portal, 1024u);
+  EXPECT_EQ(config.resources.connections_per_initiator_address, 128u);
+  EXPECT_EQ(config.resources.login_timeout_seconds, 15u);
+  EXPECT_EQ(config.resources.data_out_timeout_seconds, 30u);
+  EXPECT_EQ(config.resources.data_out_bytes_per_connection, 256u << 20);
+  EXPECT_EQ(config.resources.data_out_bytes_total, 1u << 30);
+}
+
+TEST(DaemonConfig, LimitsAreRead) {
+  const std::string limits =
+      "limits:\n  connections_per_portal: 64\n  connections_per_initiator_address: 8\n"
+      "  login_timeout_seconds: 5\n  data_out_timeout_seconds: 10\n"
+      "  data_out_buffer_per_connection: 128M\n  data_out_buffer_total: 512M\n";
+  const Config config = parse_config(kMinimal + limits, "t.yaml");
+  EXPECT_EQ(config.resources.connections_per_portal, 64u);
+  EXPECT_EQ(config.resources.connections_per_initiator_address, 8u);
+  EXPECT_EQ(config.resources.login_timeout_seconds, 5u);
+  EXPECT_EQ(config.resources.data_out_timeout_seconds, 10u);
+  EXPECT_EQ(config.resources.data_out_bytes_per_connection, 128u << 20);
+  EXPECT_EQ(config.resources.data_out_bytes_total, 512u << 20);
+}
+
+TEST(DaemonConfig, DataOutBudgetsHoldTheLargestWrite) {
+  EXPECT_EQ(error_of(kMinimal + "limits:\n  data_out_buffer_per_connection: 32M\n"),
+            "t.yaml:10: limits.data_out_buffer_per_connection: must be between 67108864 and 1125899906842624 bytes, "
+            "got 32M");
+  EXPECT_EQ(error_of(kMinimal + "limits:\n  data_out_buffer_per_connection: 512M\n  data_out_buffer_total: 256M\n"),
+            "t.yaml:11: limits.data_out_buffer_total: must not be less than data_out_buffer_per_connection "
+            "(536870912), got 268435456");
+  EXPECT_EQ(parse_config(kMinimal + "limits:\n  data_out_buffer_per_connection: 2G\n", "t.yaml")
+                .resources.data_out_bytes_total,
+            std::uint64_t{2} << 30);
+}
+
+TEST(DaemonConfig, LimitsRefuseZeroAndUnknownKeys) {
+  EXPECT_EQ(error_of(kMinimal + "limits:\n  connections_per_portal: 0\n"),
+            "t.yaml:10: limits.connections_per_portal: must be between 1 and 1000000, got 0");
+  EXPECT_EQ(error_of(kMinimal + "limits:\n  login_timeout: 5\n"),
+            "t.yaml:10: limits: unknown key 'login_timeout' (did you mean 'login_timeout_seconds'?)");
+}
+
 // --- load_config ---
 
 TEST(DaemonConfig, LoadingAMissingFileNamesFileAndReason) {

@@ -255,5 +255,66 @@ TEST_F(ReservationCommandsTest, ReserveSixConflictsWithPersistentRegistrations) 
   EXPECT_EQ(run({0x16, 0, 0, 0, 0, 0}, kB).status, Status::ReservationConflict);
 }
 
+// ---------------------------------------------------------------- state of ended I_T nexuses
+
+std::string churn_port(int i) { return "iqn.churn,i,0x" + std::to_string(100000 + i); }
+
+TEST_F(ReservationCommandsTest, AnEndedNexusLeavesNoUnitAttentionState) {
+  for (int i = 0; i < 1000; ++i) {
+    map_.nexus_created(churn_port(i));
+    hello(churn_port(i));
+    map_.nexus_lost(churn_port(i));
+  }
+  EXPECT_EQ(map_.initiator_ports_with_state(), 0u);
+}
+
+TEST_F(ReservationCommandsTest, EndingOneNexusLeavesTheOthersAttentions) {
+  map_.nexus_created(kA);
+  map_.nexus_created(kB);
+  hello(kA);
+  hello(kB);
+  map_.lun_reset(0, kB);
+  map_.nexus_lost(kB);
+  expect_sense(run({0x00, 0, 0, 0, 0, 0}, kA), 0x06, 0x29, 0x03);
+  EXPECT_EQ(map_.initiator_ports_with_state(), 1u);
+}
+
+TEST_F(ReservationCommandsTest, ARegistrationOutlivesItsNexus) {
+  map_.nexus_created(kA);
+  hello(kA);
+  ASSERT_EQ(pr_out(kA, 0x00, 0, 0, 0xA).status, Status::Good);
+  map_.nexus_lost(kA);
+  for (int i = 0; i < 100; ++i) {
+    map_.nexus_created(churn_port(i));
+    hello(churn_port(i));
+    map_.nexus_lost(churn_port(i));
+  }
+  map_.nexus_created(kB);
+  hello(kB);
+  EXPECT_EQ(read_keys(kB), std::vector<std::uint64_t>{0xA});
+  // The port logs in again and is still the registrant: its key reserves.
+  map_.nexus_created(kA);
+  hello(kA);
+  EXPECT_EQ(pr_out(kA, 0x01, 0x01, 0xA, 0).status, Status::Good);
+  EXPECT_EQ(write_block(kB).status, Status::ReservationConflict);
+}
+
+TEST_F(ReservationCommandsTest, PreemptingRegistrantsWithoutANexusAddsNoState) {
+  map_.nexus_created(kA);
+  hello(kA);
+  ASSERT_EQ(pr_out(kA, 0x00, 0, 0, 0xA).status, Status::Good);
+  for (int i = 0; i < 200; ++i) {
+    const std::string port = churn_port(i);
+    map_.nexus_created(port);
+    hello(port);
+    ASSERT_EQ(pr_out(port, 0x00, 0, 0, 0x100 + i).status, Status::Good);
+    map_.nexus_lost(port);
+    // REGISTRATIONS PREEMPTED is for a nexus that no longer exists: nothing to keep it for.
+    ASSERT_EQ(pr_out(kA, 0x04, 0x01, 0xA, 0x100 + i).status, Status::Good);
+  }
+  EXPECT_EQ(read_keys(kA), std::vector<std::uint64_t>{0xA});
+  EXPECT_EQ(map_.initiator_ports_with_state(), 1u);
+}
+
 }  // namespace
 }  // namespace freevsa::scsi
