@@ -56,8 +56,11 @@ void ReplicationManager::accept() {
     if (ec == asio::error::operation_aborted || !acceptor_) return;
     if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
         ec == asio::error::no_memory) {
-      // Accepting again at once would fail again at once: pause, and say so once per pause.
-      util::log_warn("replication: cannot accept peer connections: {}; pausing 100 ms", ec.message());
+      // Accepting again at once would fail again at once: pause, and say so now and then.
+      if (auto left_out = accept_log_.admit()) {
+        util::log_warn("replication: cannot accept peer connections: {}; pausing 100 ms{}", ec.message(),
+                       util::LogThrottle::note(*left_out));
+      }
       accept_pause_.expires_after(std::chrono::milliseconds(100));
       accept_pause_.async_wait([this](boost::system::error_code wait_error) {
         if (!wait_error && acceptor_) accept();
@@ -126,22 +129,10 @@ void ReplicationManager::on_accepted(tcp::socket socket) {
 
 void ReplicationManager::note_refusal(const std::string& address, const std::string& reason) {
   last_refused_ = fmt::format("from {}: {}", address, reason);
-  // A flood of connections must not become a flood of log lines: a few per window, then a count.
-  const auto now = std::chrono::steady_clock::now();
-  if (now - log_window_ >= kRefusalLogWindow) {
-    if (not_logged_ > 0) {
-      util::log_warn("replication: {} more connection(s) refused in the last {} s, not logged one by one",
-                     not_logged_, std::chrono::duration_cast<std::chrono::seconds>(now - log_window_).count());
-    }
-    log_window_ = now;
-    logged_in_window_ = 0;
-    not_logged_ = 0;
-  }
-  if (logged_in_window_ < kRefusalLogLines) {
-    ++logged_in_window_;
-    util::log_warn("replication: refusing a connection from {}: {}", address, reason);
-  } else {
-    ++not_logged_;
+  // A flood of connections must not become a flood of log lines.
+  if (auto left_out = refusal_log_.admit()) {
+    util::log_warn("replication: refusing a connection from {}: {}{}", address, reason,
+                   util::LogThrottle::note(*left_out));
   }
 }
 

@@ -23,6 +23,7 @@
 #include "replication/replication_status.h"
 #include "replication/replicator.h"
 #include "util/asio.h"
+#include "util/log_throttle.h"
 #include "util/worker_pool.h"
 
 namespace freevsa::replication {
@@ -58,7 +59,7 @@ class ReplicationManager final : public ReplicationControl {
   // or it closed.
   void forget_unauthenticated(const std::string& address, bool& counted);
   bool is_configured_peer(const std::string& address) const;
-  // Records and logs (a few lines per window, then a count) a connection refused before it
+  // Records and logs (one line a second, then a count) a connection refused before it
   // authenticated. Under guard_mutex_.
   void note_refusal(const std::string& address, const std::string& reason);
   void on_first_frame(const std::shared_ptr<PeerConnection>& connection, const peer::Message& message);
@@ -78,11 +79,8 @@ class ReplicationManager final : public ReplicationControl {
   std::size_t unauthenticated_total_ = 0;
   std::uint64_t refused_ = 0;
   std::string last_refused_;
-  static constexpr std::chrono::seconds kRefusalLogWindow{10};
-  static constexpr int kRefusalLogLines = 5;
-  std::chrono::steady_clock::time_point log_window_{};
-  int logged_in_window_ = 0;
-  std::uint64_t not_logged_ = 0;
+  util::LogThrottle refusal_log_{std::chrono::seconds(1)};  // under guard_mutex_
+  util::LogThrottle accept_log_{std::chrono::seconds(10)};  // io thread
   std::set<std::string> warned_addresses_;  // "node@address" of peers seen from an unexpected source
   std::map<std::string, std::shared_ptr<Replicator>> replicators_;
   std::thread thread_;
