@@ -819,13 +819,16 @@ bool closed_within(boost::asio::ip::tcp::socket& socket, std::chrono::millisecon
   return false;
 }
 
-TEST(Replicator, AWriteAlteredOnTheWireIsRefusedAndTheLinkComesBack) {
+// A man in the middle does `what` to the next Write: the secondary refuses the frame (its MAC
+// does not verify), the link comes back by itself, and the resync leaves identical replicas
+// with the real data.
+void expect_tampering_refused(WriteTap::Tamper what) {
   Node one(1), two(2);
   two.start(one);
   WriteTap tap(two.port());
   one.start(2, tap.port());
   ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
-  tap.tamper(WriteTap::Tamper::AlterNextWrite);
+  tap.tamper(what);
   const auto data = pattern(4 * KiB, 7);
   EXPECT_EQ(one.volume().write(0, data, false), 0) << "the primary keeps serving, the peer marked out of sync";
   ASSERT_TRUE(eventually([&] { return tap.tamper_done(); }, 5s));
@@ -836,19 +839,12 @@ TEST(Replicator, AWriteAlteredOnTheWireIsRefusedAndTheLinkComesBack) {
   EXPECT_EQ(contents(one.data()), contents(two.data()));
 }
 
+TEST(Replicator, AWriteAlteredOnTheWireIsRefusedAndTheLinkComesBack) {
+  expect_tampering_refused(WriteTap::Tamper::AlterNextWrite);
+}
+
 TEST(Replicator, AFrameInjectedOnTheWireIsRefusedAndTheLinkComesBack) {
-  Node one(1), two(2);
-  two.start(one);
-  WriteTap tap(two.port());
-  one.start(2, tap.port());
-  ASSERT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
-  tap.tamper(WriteTap::Tamper::InjectBeforeNextWrite);
-  EXPECT_EQ(one.volume().write(8 * KiB, pattern(4 * KiB, 9), false), 0);
-  ASSERT_TRUE(eventually([&] { return tap.tamper_done(); }, 5s));
-  EXPECT_TRUE(eventually([&] { return contains(two.peer_status().last_error, "failed its MAC check"); }))
-      << describe(one, two);
-  ASSERT_TRUE(eventually([&] { return settled(one, two); }, 20s)) << describe(one, two);
-  EXPECT_EQ(contents(one.data()), contents(two.data()));
+  expect_tampering_refused(WriteTap::Tamper::InjectBeforeNextWrite);
 }
 
 // A connection from `source` (a loopback address) to `port`.
