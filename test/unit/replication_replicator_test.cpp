@@ -925,6 +925,30 @@ TEST(Replicator, AReplayedHandshakeIsRefusedAndTheLiveLinkStays) {
 
 // ---- roles
 
+// Control calls from several threads at once while the io thread runs the link: demote and
+// promote wait for the io thread and the peer (the sanitizer builds check the waits), status
+// reads alongside.
+TEST(Replicator, RoleChangesAndStatusFromSeveralThreadsAtOnce) {
+  Node one(1), two(2);
+  start_and_sync(one, two);
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done) {
+      (void)one.status();
+      (void)two.status();
+    }
+  });
+  for (int round = 0; round < 10; ++round) {
+    EXPECT_TRUE(one.manager().demote(kVolume).ok);
+    EXPECT_TRUE(eventually([&] { return two.manager().promote(kVolume, false).ok; }, 5s)) << describe(one, two);
+    EXPECT_TRUE(two.manager().demote(kVolume).ok);
+    EXPECT_TRUE(eventually([&] { return one.manager().promote(kVolume, false).ok; }, 5s)) << describe(one, two);
+  }
+  done = true;
+  reader.join();
+  EXPECT_TRUE(eventually([&] { return settled(one, two); })) << describe(one, two);
+}
+
 TEST(Replicator, PromoteIsRefusedWhileTheConnectedPeerIsPrimary) {
   Node one(1), two(2);
   start_and_sync(one, two);
